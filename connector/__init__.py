@@ -1,0 +1,1 @@
+"""webitel-creatio-sync connector: clients for the Webitel and Creatio APIs."""

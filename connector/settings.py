@@ -1,0 +1,130 @@
+"""Settings of the two clients (the ``[webitel]``, ``[creatio]`` and ``[retry]`` tables).
+
+Secrets are ``SecretStr``: their ``repr`` and ``str`` show ``**********`` and only
+``get_secret_value()`` reveals them, at the moment a request needs them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from mappings.profiles import ObjectModel, object_model
+
+# Webitel's engine caps a page at 1000 rows and silently answers 40 rows for anything larger
+# (webitel/engine model/search_list.go: PER_PAGE_MAXIMUM = 1000, PER_PAGE_DEFAULT = 40).
+# Inferred: the webitel.go users/licence service shares the rule; a larger setting is refused.
+WEBITEL_MAX_PAGE_SIZE = 1000
+# Creatio answers at most 20,000 records per OData request (reference creatio-api.md section 5).
+CREATIO_MAX_PAGE_SIZE = 20000
+CREATIO_MAX_BATCH = 100
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def _check_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an absolute http:// or https:// URL, e.g. https://host.example.com")
+    return value.rstrip("/")
+
+
+class RetrySettings(_Section):
+    """``[retry]``: bounds of the retry policy shared by both clients."""
+
+    max_attempts: int = Field(5, ge=1, le=20)
+    base_wait_s: float = Field(0.5, ge=0)
+    max_wait_s: float = Field(30.0, ge=0)
+    total_s: float = Field(120.0, gt=0)
+
+
+class WebitelSettings(_Section):
+    """``[webitel]``: where Webitel is and how to authenticate."""
+
+    url: str = Field(description="API base URL including /api, e.g. https://webitel.example.com/api")
+    token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    domain: str | None = None
+    verify_tls: bool = True
+    ca_file: str | None = None
+    timeout_s: float = Field(30.0, gt=0, le=600)
+    page_size: int = Field(WEBITEL_MAX_PAGE_SIZE, ge=1, le=WEBITEL_MAX_PAGE_SIZE)
+
+    _url = field_validator("url")(classmethod(lambda cls, v: _check_url(v)))
+
+    @model_validator(mode="after")
+    def _credentials(self) -> "WebitelSettings":
+        if self.token is None and not (self.username and self.password):
+            raise ValueError("missing credentials: set webitel.token, or webitel.username and webitel.password "
+                             "(secrets usually come from WCSYNC_WEBITEL__TOKEN / WCSYNC_WEBITEL__PASSWORD)")
+        return self
+
+    @property
+    def verify(self) -> bool | str:
+        return self.ca_file if (self.verify_tls and self.ca_file) else self.verify_tls
+
+
+class CreatioSettings(_Section):
+    """``[creatio]``: where Creatio is, how to authenticate, and the object model to write."""
+
+    url: str = Field(description="site root, e.g. https://mycompany.creatio.com")
+    odata_path: str = "/0/odata"
+    auth: Literal["forms", "oauth"] = "forms"
+    username: str | None = None
+    password: SecretStr | None = None
+    identity_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    verify_tls: bool = True
+    ca_file: str | None = None
+    timeout_s: float = Field(60.0, gt=0, le=600)
+    page_size: int = Field(CREATIO_MAX_PAGE_SIZE, ge=1, le=CREATIO_MAX_PAGE_SIZE)
+    batch_size: int = Field(CREATIO_MAX_BATCH, ge=1, le=CREATIO_MAX_BATCH)
+    # IIS refuses query strings over 2048 characters by default (requestLimits maxQueryString);
+    # lookups in chunks stay under this many characters of URL.
+    max_url_length: int = Field(2000, ge=256, le=65536)
+    objects: ObjectModel = ObjectModel()
+
+    _url = field_validator("url")(classmethod(lambda cls, v: _check_url(v)))
+
+    @field_validator("identity_url")
+    @classmethod
+    def _identity_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
+
+    @field_validator("odata_path")
+    @classmethod
+    def _odata_path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("expected a path starting with '/', e.g. /0/odata (or /odata on .NET 8 sites)")
+        return value.rstrip("/")
+
+    @field_validator("objects", mode="before")
+    @classmethod
+    def _objects(cls, value: object) -> object:
+        if isinstance(value, dict):
+            overrides = dict(value)
+            profile = overrides.pop("profile", "default")
+            if profile not in ("default", "wsysaccount"):
+                raise ValueError(f"unknown profile {profile!r}: expected 'default' or 'wsysaccount'")
+            return object_model(profile, overrides)
+        return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> "CreatioSettings":
+        if self.auth == "forms" and not (self.username and self.password):
+            raise ValueError("missing credentials: auth = \"forms\" needs creatio.username and creatio.password "
+                             "(the password usually comes from WCSYNC_CREATIO__PASSWORD)")
+        if self.auth == "oauth" and not (self.identity_url and self.client_id and self.client_secret):
+            raise ValueError("missing credentials: auth = \"oauth\" needs creatio.identity_url, creatio.client_id "
+                             "and creatio.client_secret (the secret usually comes from WCSYNC_CREATIO__CLIENT_SECRET)")
+        return self
+
+    @property
+    def verify(self) -> bool | str:
+        return self.ca_file if (self.verify_tls and self.ca_file) else self.verify_tls

@@ -1,0 +1,259 @@
+"""The Webitel client: every call is one line over ``HttpClient.request``.
+
+Paths are relative to the configured API base (which ends in ``/api``). Lists are lazy iterators;
+anything returning a list is built on them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterator
+
+import requests
+from pydantic import ValidationError
+
+from ..errors import BadResponse, RecordError
+from ..http import HttpClient, json_body
+from ..retry import RetryPolicy
+from ..settings import WebitelSettings
+from .auth import LoginAuth, TokenAuth
+from .errors import parse_error
+from .models import Customer, License, LicenseHolder, WebitelUser
+
+# What the sync reads of a user; the default list output lacks email and license (reference 2.1).
+USER_FIELDS = ("id", "username", "name", "email", "extension", "license", "updated_at")
+
+
+class WebitelClient:
+    """Users, licences and the licence certificate of one Webitel domain.
+
+    Args:
+        settings: the ``[webitel]`` table.
+        retry: the retry bounds (``[retry]``).
+        session: a ready ``requests.Session``, or None.
+        sleep: injected into retries so tests do not wait.
+    """
+
+    def __init__(self, settings: WebitelSettings, *, retry: RetryPolicy | None = None,
+                 session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.settings = settings
+        auth = TokenAuth(settings.token) if settings.token is not None else LoginAuth(
+            settings.username or "", settings.password, settings.domain)  # type: ignore[arg-type]
+        self.http = HttpClient(system="webitel", base_url=settings.url, timeout_s=settings.timeout_s,
+                               verify=settings.verify, retry=retry, parse_error=parse_error, auth=auth,
+                               session=session, sleep=sleep)
+
+    @property
+    def counter(self):
+        return self.http.counter
+
+    # ---- paging ---------------------------------------------------------------------------------
+    def _pages(self, path: str, route: str, params: list[tuple[str, Any]], page_size: int) -> Iterator[dict]:
+        """Yield raw items page by page; stop on ``next`` false or an empty page; refuse a repeat."""
+        page, previous_first = 1, None
+        while True:
+            response = self.http.request("GET", path, route=route,
+                                         params=[*params, ("page", page), ("size", page_size)])
+            body = json_body(response, system="webitel")
+            items = body.get("items") or [] if isinstance(body, dict) else None
+            if items is None or not isinstance(items, list):
+                raise BadResponse("list answer without an items array", system="webitel", method="GET",
+                                  path=route, status=response.status_code)
+            if not items:
+                return
+            first = items[0].get("id") if isinstance(items[0], dict) else None
+            if first is not None and first == previous_first:
+                raise BadResponse(f"page {page} repeats the previous page (first id {first}); "
+                                  "the server ignores paging", system="webitel", method="GET", path=route)
+            previous_first = first
+            yield from items
+            if not body.get("next"):
+                return
+            page += 1
+
+    # ---- users ----------------------------------------------------------------------------------
+    def iter_users(self, *, fields: tuple[str, ...] = USER_FIELDS, page_size: int | None = None,
+                   **filters: Any) -> Iterator[WebitelUser | RecordError]:
+        """Every user of the domain, lazily; a user that does not parse comes as a ``RecordError``.
+
+        Args:
+            fields: the output columns to ask for (``fields=`` repeated).
+            page_size: rows per page (default from settings, at most 1000).
+            filters: query filters such as ``username``, ``extension``, ``id`` (a list repeats).
+        """
+        params: list[tuple[str, Any]] = [("fields", f) for f in fields]
+        params += _filter_params(filters)
+        for raw in self._pages("users", "/users", params, page_size or self.settings.page_size):
+            yield _parse_user(raw)
+
+    def list_users(self, **kwargs: Any) -> list[WebitelUser]:
+        """All users that parse (see ``iter_users``)."""
+        return [u for u in self.iter_users(**kwargs) if isinstance(u, WebitelUser)]
+
+    def get_user(self, user_id: int, *, fields: tuple[str, ...] | None = USER_FIELDS) -> WebitelUser:
+        """One user. The gateway answers the bare object; a ``{"user": ...}`` wrapper is accepted too."""
+        params = [("fields", f) for f in fields] if fields else None
+        response = self.http.request("GET", f"users/{int(user_id)}", route="/users/{id}", params=params)
+        return _user_or_raise(_unwrap(json_body(response, system="webitel"), "user"))
+
+    def find_user(self, username: str) -> WebitelUser | None:
+        """The user whose username equals ``username`` case-insensitively, or None.
+
+        The server's ``username`` filter is an ILIKE (``_`` and ``%`` are wildcards), so the answer is
+        checked again here for exact equality.
+        """
+        wanted = username.casefold()
+        for user in self.iter_users(username=username, page_size=50):
+            if isinstance(user, WebitelUser) and user.username.casefold() == wanted:
+                return user
+        return None
+
+    def create_user(self, body: dict[str, Any], *, password: str | None = None) -> WebitelUser:
+        """Create a user from an ``InputUser`` body (top level, not wrapped). Not retried blindly.
+
+        Args:
+            body: ``username``, ``name``, ``email``, ``extension``, ``license`` (list of ``{"id"}``), ...
+            password: the initial password; it goes in the body and never into logs.
+        """
+        payload = dict(body)
+        if password is not None:
+            payload["password"] = password
+        response = self.http.request("POST", "users", route="/users", json=payload, idempotent=False)
+        return _user_or_raise(_unwrap(json_body(response, system="webitel"), "user"))
+
+    def patch_user(self, user_id: int, changes: dict[str, Any]) -> WebitelUser:
+        """Change only the given keys (``PATCH`` derives the changed fields from the body)."""
+        response = self.http.request("PATCH", f"users/{int(user_id)}", route="/users/{id}", json=changes)
+        return _user_or_raise(_unwrap(json_body(response, system="webitel"), "user"))
+
+    def set_user_licenses(self, user_id: int, serials: list[str] | tuple[str, ...]) -> WebitelUser:
+        """Replace the user's grants with exactly ``serials`` (the list is the complete new set)."""
+        return self.patch_user(user_id, {"license": [{"id": s} for s in sorted(set(serials))]})
+
+    def delete_user(self, user_id: int, *, permanent: bool = False) -> None:
+        """Soft-delete a user (``permanent=True`` removes it for good). A missing user is not an error."""
+        from ..errors import NotFound
+
+        params = [("permanent", "true")] if permanent else None
+        try:
+            self.http.request("DELETE", f"users/{int(user_id)}", route="/users/{id}", params=params)
+        except NotFound:
+            return
+
+    def password_settings(self) -> dict[str, Any]:
+        """The domain's password policy (``GET /api/users/password/settings``)."""
+        response = self.http.request("GET", "users/password/settings", route="/users/password/settings")
+        body = json_body(response, system="webitel")
+        return dict(body.get("settings") or {}) if isinstance(body, dict) else {}
+
+    def generate_password(self) -> str:
+        """A password that satisfies the domain's policy, made by the server."""
+        response = self.http.request("POST", "users/password/generate", route="/users/password/generate",
+                                     json={}, idempotent=True)
+        body = json_body(response, system="webitel")
+        return str(body.get("password") or "") if isinstance(body, dict) else ""
+
+    # ---- licences -------------------------------------------------------------------------------
+    def iter_licenses(self, *, page_size: int | None = None, **filters: Any) -> Iterator[License]:
+        """The licence registry, lazily (filters: ``product``, ``valid``, ``id``, ``user.id`` as ``user_id``)."""
+        if "user_id" in filters:
+            filters["user.id"] = filters.pop("user_id")
+        for raw in self._pages("license", "/license", _filter_params(filters), page_size or self.settings.page_size):
+            yield _parse(License, raw, "license")
+
+    def list_licenses(self, **filters: Any) -> list[License]:
+        return list(self.iter_licenses(**filters))
+
+    def iter_license_holders(self, serial: str, *, page_size: int | None = None) -> Iterator[LicenseHolder]:
+        """Users holding licence ``serial`` (``/products/{serial}/users``: the id is the serial)."""
+        path = f"products/{requests.utils.quote(serial, safe='')}/users"
+        for raw in self._pages(path, "/products/{id}/users", [], page_size or self.settings.page_size):
+            yield _parse(LicenseHolder, raw, "license holder")
+
+    def get_customer(self) -> Customer:
+        """The tenant's certificate with its licences (bare or ``{"customer": ...}``)."""
+        response = self.http.request("GET", "customer", route="/customer")
+        return _parse(Customer, _unwrap(json_body(response, system="webitel"), "customer"), "customer")
+
+    def upload_license_key(self, certificate: str) -> Customer:
+        """Upload a licence key (``PUT /api/customer`` ``{"certificate": ...}``); the key is a secret.
+
+        Repeating the same upload is harmless, so it is retried like any PUT.
+        """
+        key = certificate.strip()
+        scrub = _ExtraSecret(self.http, key)
+        with scrub:
+            response = self.http.request("PUT", "customer", route="/customer", json={"certificate": key})
+        return _parse(Customer, _unwrap(json_body(response, system="webitel"), "customer"), "customer")
+
+    def userinfo(self) -> dict[str, Any]:
+        """Who the credentials belong to (``GET /api/userinfo``)."""
+        response = self.http.request("GET", "userinfo", route="/userinfo")
+        body = json_body(response, system="webitel")
+        return body if isinstance(body, dict) else {}
+
+
+class _ExtraSecret:
+    """Adds a value to the auth's secrets while a block runs, so errors scrub it too."""
+
+    def __init__(self, http: HttpClient, value: str) -> None:
+        self.http, self.value, self.original = http, value, None
+
+    def __enter__(self) -> None:
+        auth = self.http.auth
+        if auth is not None:
+            self.original = auth.secrets
+            extra = self.value
+            auth.secrets = lambda: [*self.original(), extra]  # type: ignore[method-assign]
+
+    def __exit__(self, *exc: object) -> None:
+        if self.http.auth is not None and self.original is not None:
+            self.http.auth.secrets = self.original  # type: ignore[method-assign]
+
+
+def _filter_params(filters: dict[str, Any]) -> list[tuple[str, Any]]:
+    params: list[tuple[str, Any]] = []
+    for name, value in filters.items():
+        if value is None:
+            continue
+        values = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
+        for item in values:
+            params.append((name, str(item).lower() if isinstance(item, bool) else item))
+    return params
+
+
+def _unwrap(body: Any, key: str) -> Any:
+    if isinstance(body, dict) and set(body) == {key} and isinstance(body[key], dict):
+        return body[key]
+    return body
+
+
+def _parse(model: type, raw: Any, what: str):
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise BadResponse(f"unreadable {what}: {_first_problem(exc)}", system="webitel") from None
+
+
+def _first_problem(exc: ValidationError) -> str:
+    err = exc.errors(include_input=False, include_url=False)[0]
+    return f"field {'.'.join(map(str, err['loc'])) or '?'}: {err['msg']}"
+
+
+def _parse_user(raw: Any) -> WebitelUser | RecordError:
+    try:
+        return WebitelUser.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors(include_input=False, include_url=False)[0]
+        field = str(err["loc"][0]) if err["loc"] else ""
+        ident = raw.get("id", "?") if isinstance(raw, dict) else "?"
+        name = raw.get("username", "") if isinstance(raw, dict) else ""
+        return RecordError(f"cannot be read: {err['msg']}", system="webitel", object="user",
+                           record=f"{name or '<no username>'} (id {ident})", field=field)
+
+
+def _user_or_raise(raw: Any) -> WebitelUser:
+    user = _parse_user(raw)
+    if isinstance(user, RecordError):
+        raise BadResponse(str(user), system="webitel")
+    return user

@@ -1,0 +1,151 @@
+"""Typed Webitel objects. Nothing outside ``connector`` sees Webitel's raw JSON.
+
+Quirks absorbed here (reference webitel-api.md section 1.5): int64 values arrive as JSON strings,
+licence and token times as Unix milliseconds (also as strings), ``"0"`` or an absent value for
+"not set", and empty fields are omitted altogether.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+MS_PER_DAY = 86_400_000
+
+
+def from_ms(value: object) -> datetime | None:
+    """A Unix-milliseconds value (number or numeric string) as an aware UTC datetime; 0 is None."""
+    if value in (None, "", 0, "0"):
+        return None
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError("expected Unix milliseconds")
+    return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
+
+
+def to_ms(value: datetime | None) -> int:
+    """An aware datetime as Unix milliseconds (0 for None)."""
+    return 0 if value is None else int(value.timestamp() * 1000)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class Ref(_Model):
+    """An ``ObjectId`` ``{id, name}``."""
+
+    id: int = 0
+    name: str = ""
+
+
+class LicenseGrant(_Model):
+    """One licence held by a user (``LicenseUser`` in the user's ``license`` list)."""
+
+    serial: str = Field(validation_alias=AliasChoices("id", "serial"))
+    product: str = Field("", validation_alias=AliasChoices("prod", "product"))
+    name: str = ""
+    issued_at: datetime | None = None
+    expires_at: datetime | None = None
+
+    _ms = field_validator("issued_at", "expires_at", mode="before")(classmethod(lambda cls, v: from_ms(v)))
+
+
+class WebitelUser(_Model):
+    """A Webitel user as far as the sync needs it."""
+
+    id: int
+    username: str = ""
+    name: str = ""
+    email: str = ""
+    extension: str = ""
+    licenses: tuple[LicenseGrant, ...] = Field((), validation_alias=AliasChoices("license", "licenses"))
+    updated_at: datetime | None = None
+    deleted_at: datetime | None = None
+
+    # Inferred: User.updated_at is documented only as "unix"; the sandbox and the licence fields use
+    # milliseconds, so milliseconds it is (reference open question 8).
+    _ms = field_validator("updated_at", "deleted_at", mode="before")(classmethod(lambda cls, v: from_ms(v)))
+
+    @field_validator("username", "name", "email", "extension", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        # Numbers are fine as text (an extension sent as 1017); objects and lists are not.
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        return "" if value is None else value
+
+    @property
+    def serials(self) -> frozenset[str]:
+        return frozenset(grant.serial for grant in self.licenses)
+
+    def label(self) -> str:
+        """How an administrator recognises the user in a report: ``ann (id 17)``."""
+        return f"{self.username or '<no username>'} (id {self.id})"
+
+
+class License(_Model):
+    """One licence of the registry (``LicenseV1``)."""
+
+    serial: str = Field(validation_alias=AliasChoices("id", "serial"))
+    product: str = ""
+    name: str = ""
+    valid_from: datetime | None = Field(None, validation_alias=AliasChoices("not_before", "valid_from"))
+    valid_till: datetime | None = Field(None, validation_alias=AliasChoices("not_after", "valid_till"))
+    limit: int = 0
+    remain: int = 0
+    concurrent: bool = Field(False, validation_alias=AliasChoices("competitive", "concurrent"))
+    scope: tuple[str, ...] = ()
+
+    _ms = field_validator("valid_from", "valid_till", mode="before")(classmethod(lambda cls, v: from_ms(v)))
+
+    @property
+    def used(self) -> int:
+        """Seats in use, as the admin UI shows it: ``limit - remain``."""
+        return self.limit - self.remain
+
+    @property
+    def title(self) -> str:
+        return self.name or self.product
+
+    def days_left(self, now: datetime) -> int | None:
+        """Days until expiry, as the admin UI computes it: ``ceil((not_after - now) / 1 day)``."""
+        if self.valid_till is None:
+            return None
+        return math.ceil((to_ms(self.valid_till) - to_ms(now)) / MS_PER_DAY)
+
+    def refusal(self, now: datetime) -> str | None:
+        """Why a *new* grant of this licence would be refused now, or None."""
+        if self.valid_till is not None and now >= self.valid_till:
+            return "license_expired"
+        if self.valid_from is not None and now < self.valid_from:
+            return "license_not_yet_valid"
+        if not self.concurrent and self.remain <= 0:
+            return "license_limit_reached"
+        return None
+
+
+class LicenseHolder(_Model):
+    """A user holding a licence (``ProductUser`` from ``/products/{serial}/users``)."""
+
+    user: Ref
+    issued_at: datetime | None = None
+    expires_at: datetime | None = None
+    sessions: int = 0
+
+    _ms = field_validator("issued_at", "expires_at", mode="before")(classmethod(lambda cls, v: from_ms(v)))
+
+
+class Customer(_Model):
+    """The tenant's licence certificate (``GET /api/customer``)."""
+
+    id: str = ""
+    organization: str = ""
+    valid_from: datetime | None = Field(None, validation_alias=AliasChoices("not_before", "valid_from"))
+    valid_till: datetime | None = Field(None, validation_alias=AliasChoices("not_after", "valid_till"))
+    licenses: tuple[License, ...] = Field((), validation_alias=AliasChoices("license", "licenses"))
+
+    _ms = field_validator("valid_from", "valid_till", mode="before")(classmethod(lambda cls, v: from_ms(v)))

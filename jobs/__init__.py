@@ -1,0 +1,1 @@
+"""The sync engine: read both sides, plan, apply, report; state store, worker, command line."""

@@ -1,0 +1,57 @@
+"""``check``: the configuration is valid, both systems answer with these credentials, the Webitel
+token may list users and licences, and every Creatio object and column of the profile exists."""
+
+from __future__ import annotations
+
+from typing import Callable, TextIO
+
+from connector.errors import ConnectorError
+
+from . import exit_codes
+from .config import AppConfig
+from .wiring import creatio_client, webitel_client
+
+
+def run_check(config: AppConfig, *, out: TextIO, webitel=None, creatio=None) -> int:
+    """Run every check, print one line each, and return 0 (all passed) or 1."""
+    webitel = webitel or webitel_client(config)
+    creatio = creatio or creatio_client(config)
+    failures = 0
+
+    def step(label: str, probe: Callable[[], str]) -> None:
+        nonlocal failures
+        try:
+            detail = probe()
+        except ConnectorError as exc:
+            failures += 1
+            print(f"FAIL  {label}: {exc}", file=out)
+        else:
+            print(f"ok    {label}{': ' + detail if detail else ''}", file=out)
+
+    print("ok    configuration is valid", file=out)
+    step(f"Webitel reachable at {config.webitel.url}", lambda: _whoami(webitel))
+    step("Webitel token may list users", lambda: _first_page(webitel.iter_users(page_size=1), "user"))
+    step("Webitel token may list licences", lambda: _first_page(webitel.iter_licenses(page_size=1), "licence"))
+    step(f"Creatio reachable at {config.creatio.url} ({config.creatio.auth} auth)",
+         lambda: f"{creatio.count('Contact')} contacts")
+    model = config.creatio.objects
+
+    def objects() -> str:
+        missing = creatio.missing_columns(model)
+        if missing:
+            raise ConnectorError("missing in $metadata: " + ", ".join(missing), system="creatio")
+        return f"profile {model.profile!r}: all objects and columns present"
+
+    step("Creatio object model", objects)
+    return exit_codes.OK if failures == 0 else exit_codes.FAILED
+
+
+def _whoami(webitel) -> str:
+    info = webitel.userinfo()
+    return f"signed in as {info.get('username', '?')} in domain {info.get('domain', '?')}"
+
+
+def _first_page(items, what: str) -> str:
+    for _ in items:
+        return f"at least one {what} visible"
+    return f"no {what} visible (the list is empty)"

@@ -1,0 +1,207 @@
+"""Loading and checking the configuration: a TOML file, overridden key by key from the environment.
+
+Precedence, highest first: environment ``WCSYNC_<SECTION>__<KEY>`` (nested tables with more
+``__``, e.g. ``WCSYNC_CREATIO__OBJECTS__WEBITEL_USER__ENTITY``), files in ``WCSYNC_SECRETS_DIR``
+named ``<section>__<key>`` (Docker/Kubernetes secrets), then the TOML file. Every problem is
+reported as a ``ConfigError`` naming the file, the key path and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from connector.errors import ConfigError
+from connector.settings import CreatioSettings, RetrySettings, WebitelSettings
+
+ENV_PREFIX = "WCSYNC_"
+DEFAULT_CONFIG = "config.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class SyncSettings(_Section):
+    """``[sync]``: rules of the users job."""
+
+    account_name: str | None = None  # default: the Webitel domain's name
+    on_missing: Literal["deactivate", "delete", "keep"] = "deactivate"
+    max_deactivations: int = Field(50, ge=0)
+    max_deactivation_share: float = Field(0.10, ge=0, le=1)
+    sync_extension_communication: bool = True
+
+
+class LicenseSettings(_Section):
+    """``[licenses]``: rules of the licences job."""
+
+    first_run_winner: Literal["webitel", "creatio"] = "webitel"
+    max_revocations: int = Field(50, ge=0)
+    max_revocation_share: float = Field(0.10, ge=0, le=1)
+    expiring_days: int = Field(30, ge=1)
+
+
+class JobSchedule(_Section):
+    """When one job runs: every N minutes, or a cron expression (five fields)."""
+
+    every_minutes: float | None = Field(None, gt=0)
+    cron: str | None = None
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"not a valid cron expression ({exc}); expected five fields like '*/15 * * * *'") from None
+        return value
+
+
+class ScheduleSettings(_Section):
+    """``[schedule]``: the worker's timetable."""
+
+    users: JobSchedule = JobSchedule(every_minutes=15)
+    licenses: JobSchedule = JobSchedule(every_minutes=60)
+    run_at_start: bool = False
+    misfire_grace_s: int = Field(300, ge=1)
+
+
+class StateSettings(_Section):
+    """``[state]``: where run history, links and the licence baseline live."""
+
+    url: str = "sqlite:///.wcsync/state.sqlite"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not (value.startswith("sqlite:") or value.startswith("postgresql")):
+            raise ValueError("expected a SQLAlchemy URL: sqlite:///path/to/state.sqlite or postgresql+psycopg://...")
+        return value
+
+
+class ServeSettings(_Section):
+    """``[serve]``: the scheduled worker's own endpoints."""
+
+    http_port: int | None = Field(None, ge=0, le=65535)
+    http_host: str = "127.0.0.1"
+
+
+class AppConfig(BaseSettings):
+    """The whole configuration."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid",
+                                      validate_default=True, case_sensitive=False)
+
+    webitel: WebitelSettings
+    creatio: CreatioSettings
+    retry: RetrySettings = RetrySettings()
+    sync: SyncSettings = SyncSettings()
+    licenses: LicenseSettings = LicenseSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    state: StateSettings = StateSettings()
+    serve: ServeSettings = ServeSettings()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, *args: Any,
+                                   **kwargs: Any) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file (which arrives as init arguments).
+        return env_settings, init_settings
+
+    def secrets(self) -> list[str]:
+        """Every secret value in force, for scrubbing text that leaves the process."""
+        values = [self.webitel.token, self.webitel.password, self.creatio.password, self.creatio.client_secret]
+        return [v.get_secret_value() for v in values if v is not None]
+
+    @property
+    def account_name(self) -> str:
+        """The Account that created contacts belong to."""
+        return self.sync.account_name or self.webitel.domain or _host(self.webitel.url)
+
+
+def _host(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+
+
+def config_path(explicit: str | None = None) -> Path:
+    """The config file to read: ``--config``, else ``WCSYNC_CONFIG``, else ``./config.toml``."""
+    return Path(explicit or os.environ.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_CONFIG)
+
+
+def load_config(path: str | Path | None = None, *, data: dict | None = None) -> AppConfig:
+    """Read, merge and validate the configuration.
+
+    Args:
+        path: the TOML file (see ``config_path``); ignored when ``data`` is given.
+        data: an already parsed mapping (tests, the demo).
+
+    Raises:
+        ConfigError: naming the file, the key path and what was expected.
+    """
+    source = "<given settings>"
+    if data is None:
+        file = config_path(str(path) if path else None)
+        source = str(file)
+        if not file.exists():
+            raise ConfigError(f"{file}: config file not found (pass --config FILE or set WCSYNC_CONFIG; "
+                              f"config.example.toml is a commented starting point)")
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    data = _merge(data, _secret_files())
+    try:
+        return AppConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, source)) from None
+
+
+def _secret_files() -> dict:
+    folder = os.environ.get(f"{ENV_PREFIX}SECRETS_DIR")
+    out: dict = {}
+    if not folder or not Path(folder).is_dir():
+        return out
+    for item in sorted(Path(folder).iterdir()):
+        parts = item.name.lower().split("__")
+        if item.is_file() and len(parts) >= 2:
+            node = out
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = item.read_text(encoding="utf-8").strip()
+    return out
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def describe_errors(exc: ValidationError, source: str) -> str:
+    """One line per problem: ``<file>: <key.path>: <what was expected>`` (input values of secrets hidden)."""
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(part) for part in err["loc"] if not str(part).startswith("function-"))
+        kind = err["type"]
+        message = err["msg"].removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            message = "unknown key (check the spelling against config.example.toml)"
+        elif kind == "missing":
+            message = "required key is missing"
+        env = f"{ENV_PREFIX}{loc.upper().replace('.', '__')}"
+        origin = f" (from environment {env})" if env in {k.upper() for k in os.environ} else ""
+        lines.append(f"{source}: {loc or '(top level)'}{origin}: {message}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

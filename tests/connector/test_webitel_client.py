@@ -1,0 +1,233 @@
+"""The Webitel client against mocked HTTP: exact requests, auth, paging, retries, errors, secrets."""
+
+import json
+import logging
+from datetime import datetime, timezone
+
+import pytest
+import responses
+from responses import matchers
+
+from connector import errors
+from connector.retry import RetryPolicy
+from connector.settings import WebitelSettings
+from connector.webitel import WebitelClient, WebitelUser
+
+API = "https://webitel.test/api"
+TOKEN = "tok-SECRET-1234"
+PASSWORD = "pw-SECRET-5678"
+
+
+def client(**kw):
+    settings = WebitelSettings(url=API, **({"token": TOKEN} if "username" not in kw else {}), **kw)
+    return WebitelClient(settings, retry=RetryPolicy(max_attempts=3), sleep=lambda s: None)
+
+
+def page(items, next_):
+    return {"page": 1, "next": next_, "items": items}
+
+
+@responses.activate
+def test_iter_users_pages_with_fields_and_token_header():
+    responses.get(f"{API}/users", json=page([{"id": "1", "username": "ann", "extension": "1001"}], True),
+                  match=[matchers.query_param_matcher({"fields": ["id", "username", "name", "email", "extension",
+                                                                  "license", "updated_at"], "page": "1", "size": "1000"}),
+                         matchers.header_matcher({"X-Webitel-Access": TOKEN})])
+    responses.get(f"{API}/users", json=page([{"id": "2", "username": "bob"}], False),
+                  match=[matchers.query_param_matcher({"page": "2"}, strict_match=False)])
+    users = list(client().iter_users())
+    assert [(u.id, u.username, u.extension) for u in users] == [(1, "ann", "1001"), (2, "bob", "")]
+
+
+@responses.activate
+def test_paging_stops_on_empty_page_even_if_next_true():
+    responses.get(f"{API}/users", json=page([{"id": "1", "username": "a"}], True),
+                  match=[matchers.query_param_matcher({"page": "1"}, strict_match=False)])
+    responses.get(f"{API}/users", json=page([], True), match=[matchers.query_param_matcher({"page": "2"}, strict_match=False)])
+    assert [u.id for u in client().iter_users()] == [1]
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_repeated_page_is_refused():
+    responses.get(f"{API}/users", json=page([{"id": "1", "username": "a"}], True))
+    with pytest.raises(errors.BadResponse, match="repeats the previous page"):
+        list(client().iter_users())
+
+
+@responses.activate
+def test_bad_user_record_becomes_record_error_and_others_go_on():
+    responses.get(f"{API}/users", json=page([{"id": "1", "username": "a"},
+                                             {"id": "2", "username": "b", "extension": {"x": 1}},
+                                             {"id": "3", "username": "c"}], False))
+    items = list(client().iter_users())
+    assert [type(i).__name__ for i in items] == ["WebitelUser", "RecordError", "WebitelUser"]
+    assert items[1].field == "extension" and "b (id 2)" in str(items[1])
+
+
+@responses.activate
+def test_models_convert_int64_strings_and_ms():
+    responses.get(f"{API}/users/17", json={"id": "17", "username": "ann", "license": [
+        {"id": "serial-1", "prod": "CALL_CENTER", "issued_at": "1767225600000", "expires_at": "0"}]})
+    user = client().get_user(17)
+    assert user.id == 17
+    grant = user.licenses[0]
+    assert grant.serial == "serial-1" and grant.product == "CALL_CENTER"
+    assert grant.issued_at == datetime(2026, 1, 1, tzinfo=timezone.utc) and grant.expires_at is None
+
+
+@responses.activate
+def test_get_user_accepts_wrapped_object():
+    responses.get(f"{API}/users/5", json={"user": {"id": "5", "username": "e"}})
+    assert client().get_user(5).username == "e"
+
+
+@responses.activate
+def test_login_then_relogin_once_on_401():
+    login_body = {"username": "admin", "password": PASSWORD, "domain": "corp"}
+    responses.post(f"{API}/login", json={"access_token": "sess-1", "token_type": "Bearer", "expires_in": 60},
+                   match=[matchers.json_params_matcher(login_body)])
+    responses.post(f"{API}/login", json={"access_token": "sess-2", "token_type": "Bearer", "expires_in": 60})
+    responses.get(f"{API}/userinfo", status=401, json={"id": "auth.expired", "code": 401, "status": "Unauthorized"},
+                  match=[matchers.header_matcher({"X-Webitel-Access": "sess-1"})])
+    responses.get(f"{API}/userinfo", json={"username": "admin"}, match=[matchers.header_matcher({"X-Webitel-Access": "sess-2"})])
+    c = client(username="admin", password=PASSWORD, domain="corp")
+    assert c.userinfo() == {"username": "admin"}
+    assert [call.request.url.rsplit("/", 1)[-1] for call in responses.calls] == ["login", "userinfo", "login", "userinfo"]
+
+
+@responses.activate
+def test_no_login_loop_when_401_persists():
+    responses.post(f"{API}/login", json={"access_token": "sess", "token_type": "Bearer"})
+    responses.get(f"{API}/userinfo", status=401, json={"id": "auth.invalid", "code": 401, "detail": "bad session"})
+    with pytest.raises(errors.AuthError, match="bad session"):
+        client(username="admin", password=PASSWORD).userinfo()
+    assert [c.request.url.rsplit("/", 1)[-1] for c in responses.calls] == ["login", "userinfo", "login", "userinfo"]
+
+
+@responses.activate
+def test_static_token_401_is_final():
+    responses.get(f"{API}/userinfo", status=401, json={"id": "auth.invalid", "code": 401})
+    with pytest.raises(errors.AuthError):
+        client().userinfo()
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_failed_login_is_auth_error_without_password():
+    responses.post(f"{API}/login", status=401, json={"id": "app.auth.login", "code": 401, "detail": "wrong password"})
+    with pytest.raises(errors.AuthError) as info:
+        client(username="admin", password=PASSWORD).userinfo()
+    assert PASSWORD not in str(info.value) and PASSWORD not in repr(info.value)
+
+
+@pytest.mark.parametrize("error_id, status, field", [
+    ("app.user.conflict.error", 409, "username"),
+    ("app.user.extension.conflict.error", 409, "extension"),
+    ("app.user.email.conflict.error", 400, "email"),
+])
+@responses.activate
+def test_duplicates_become_conflicts(error_id, status, field):
+    responses.post(f"{API}/users", status=status, json={"id": error_id, "code": status, "detail": "exists"})
+    with pytest.raises(errors.Conflict) as info:
+        client().create_user({"username": "ann", "extension": "1001"}, password="x")
+    assert info.value.field == field and info.value.error_id == error_id and info.value.status == status
+    assert len(responses.calls) == 1  # never retried
+
+
+@responses.activate
+def test_create_body_is_top_level_and_not_retried_on_500():
+    responses.post(f"{API}/users", status=500, json={"id": "internal", "code": 500},
+                   match=[matchers.json_params_matcher({"username": "ann", "name": "Ann", "password": "p"})])
+    with pytest.raises(errors.TransientError):
+        client().create_user({"username": "ann", "name": "Ann"}, password="p")
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_get_retried_on_503_and_429_with_retry_after():
+    slept = []
+    c = WebitelClient(WebitelSettings(url=API, token=TOKEN), retry=RetryPolicy(max_attempts=4), sleep=slept.append)
+    responses.get(f"{API}/userinfo", status=503)
+    responses.get(f"{API}/userinfo", status=429, headers={"Retry-After": "3"})
+    responses.get(f"{API}/userinfo", json={"username": "admin"})
+    assert c.userinfo() == {"username": "admin"}
+    assert len(slept) == 2 and slept[1] == 3.0
+
+
+@responses.activate
+def test_no_retry_on_400():
+    responses.get(f"{API}/userinfo", status=400, json={"id": "bad", "code": 400, "detail": "nope"})
+    with pytest.raises(errors.BadRequest):
+        client().userinfo()
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_set_user_licenses_patches_complete_list():
+    responses.patch(f"{API}/users/9", json={"id": "9", "username": "z", "license": [{"id": "a"}, {"id": "b"}]},
+                    match=[matchers.json_params_matcher({"license": [{"id": "a"}, {"id": "b"}]})])
+    user = client().set_user_licenses(9, ["b", "a", "a"])
+    assert user.serials == {"a", "b"}
+
+
+@responses.activate
+def test_delete_soft_by_default_and_permanent_on_request():
+    responses.delete(f"{API}/users/3", json={"deleted": []}, match=[matchers.query_string_matcher("")])
+    responses.delete(f"{API}/users/4", json={"deleted": []}, match=[matchers.query_string_matcher("permanent=true")])
+    c = client()
+    c.delete_user(3)
+    c.delete_user(4, permanent=True)
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_licenses_used_and_days_left():
+    responses.get(f"{API}/license", json=page([{"id": "s1", "product": "CHAT", "not_before": "1767225600000",
+                                                 "not_after": "1798761600000", "limit": 10, "remain": 4,
+                                                 "competitive": True}], False),
+                  match=[matchers.query_param_matcher({"product": "CHAT", "page": "1", "size": "1000"})])
+    (lic,) = client().list_licenses(product="CHAT")
+    assert lic.used == 6 and lic.concurrent is True
+    assert lic.days_left(datetime(2026, 12, 31, tzinfo=timezone.utc)) == 1
+    assert lic.refusal(datetime(2027, 1, 2, tzinfo=timezone.utc)) == "license_expired"
+    assert lic.refusal(datetime(2025, 1, 2, tzinfo=timezone.utc)) == "license_not_yet_valid"
+
+
+@responses.activate
+def test_license_holders_use_serial_in_path():
+    responses.get(f"{API}/products/abc-123/users", json=page([{"user": {"id": "7", "name": "Ann"}, "sessions": 2}], False))
+    (holder,) = client().iter_license_holders("abc-123")
+    assert holder.user.id == 7 and holder.sessions == 2
+
+
+@responses.activate
+def test_upload_license_key_puts_certificate_and_scrubs_it(caplog):
+    key = "WCS1.payload-SECRETKEY.signature"
+    responses.put(f"{API}/customer", json={"id": "c1", "license": [{"id": "s9", "product": "WFM"}]},
+                  match=[matchers.json_params_matcher({"certificate": key})])
+    assert [l.serial for l in client().upload_license_key(key + "\n").licenses] == ["s9"]
+    responses.put(f"{API}/customer", status=400, json={"id": "app.customer.certificate.invalid", "code": 400,
+                                                       "detail": f"bad key {key}"})
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(errors.BadRequest) as info:
+        client().upload_license_key(key)
+    assert key not in str(info.value) and "***" in str(info.value)
+    assert key not in caplog.text
+
+
+@responses.activate
+def test_secrets_never_in_errors_or_logs(caplog):
+    caplog.set_level(logging.DEBUG)
+    responses.post(f"{API}/login", json={"access_token": "sess-TOKEN-77"})
+    responses.get(f"{API}/userinfo", status=503, json={"detail": f"echo {PASSWORD} sess-TOKEN-77"})
+    c = client(username="admin", password=PASSWORD)
+    with pytest.raises(errors.TransientError) as info:
+        c.userinfo()
+    text = str(info.value) + repr(info.value) + caplog.text + repr(c.http.auth) + repr(c.settings)
+    assert PASSWORD not in text and "sess-TOKEN-77" not in text
+
+
+def test_user_label_and_serials():
+    user = WebitelUser.model_validate({"id": "3", "username": "x", "license": [{"id": "a"}, {"id": "b"}]})
+    assert user.label() == "x (id 3)" and user.serials == {"a", "b"}
