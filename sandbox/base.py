@@ -87,7 +87,7 @@ class Stats:
     """Thread-safe request and write counters of one server, plus a hook after each write.
 
     The server records every request as ``(method, route, status)``; ``route`` is the path with
-    ids replaced by placeholders (apps name it through ``route_of``). Apps call ``record_write``
+    ids replaced by placeholders (the app names it through ``app.route(request)``). Apps call ``record_write``
     once per record they create, change or delete (each sub-request of a ``$batch`` counts), so a
     test can stop the client after the K-th write through ``on_write``.
     """
