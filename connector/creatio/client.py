@@ -1,0 +1,304 @@
+"""The Creatio client: OData 4 reads and writes, ``$batch`` and ``$metadata``.
+
+Every method is a thin call to ``HttpClient.request`` (one request path: auth, re-login, retries,
+status mapping). Routes given for the counters keep the entity name but never a record id, e.g.
+``/0/odata/Contact`` and ``/0/odata/Contact({id})``.
+
+Paging (reference creatio-api.md section 2.4, open question 4): ``$top``/``$skip`` with a stable
+``$orderby`` that always ends on ``Id``; an ``@odata.nextLink`` is followed when the server sends
+one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from typing import Any, Callable, Iterable, Iterator
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from mappings.profiles import ObjectModel
+
+from ..errors import BadResponse, Conflict, NotFound
+from ..http import HttpClient, RequestCounter, json_body
+from ..retry import RetryPolicy
+from ..settings import CreatioSettings
+from . import metadata as metadata_module
+from .auth import make_auth
+from .batch import BatchOp, BatchResult, run_batch
+from .errors import parse_error
+from .odata import Guid, check_column, chunk_any_of, encoded_length
+
+log = logging.getLogger(__name__)
+
+ACCEPT_JSON = {"Accept": "application/json"}
+ENTITY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ORDER_TERM_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_/]*)(?: (asc|desc))?")
+# Room kept in the URL for the largest $skip a lookup may reach.
+SKIP_PLACEHOLDER = "9" * 10
+
+
+class _RetryWatch:
+    """The back-off sleep handed to ``HttpClient``; counts, per thread, the sleeps taken.
+
+    A sleep means an attempt failed and another follows, which is how ``create`` tells a
+    duplicate Id met on a retry (our own create landed) from one met on the first attempt.
+    """
+
+    def __init__(self, sleep: Callable[[float], None]) -> None:
+        self._sleep = sleep
+        self._local = threading.local()
+
+    def __call__(self, seconds: float) -> None:
+        self._local.count = self.count() + 1
+        self._sleep(seconds)
+
+    def count(self) -> int:
+        return getattr(self._local, "count", 0)
+
+
+def _is_routing_miss(error: NotFound) -> bool:
+    # A 404 for an entity set no controller serves, or an IIS page: the entity is wrong, not the record.
+    return "No HTTP resource" in error.message or error.message.startswith("HTML page")
+
+
+class CreatioClient:
+    """Creatio over OData 4.
+
+    Args:
+        settings: the ``[creatio]`` settings.
+        retry: the retry bounds (default ``RetryPolicy()``).
+        session: a ready ``requests.Session`` (proxies, adapters), or None.
+        sleep: the back-off sleep, injected so tests do not wait.
+        clock: monotonic seconds for the OAuth token lifetime.
+    """
+
+    def __init__(self, settings: CreatioSettings, *, retry: RetryPolicy | None = None,
+                 session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.odata_path = settings.odata_path
+        self._retries = _RetryWatch(sleep)
+        self.http = HttpClient(system="creatio", base_url=settings.url, timeout_s=settings.timeout_s,
+                               verify=settings.verify, retry=retry or RetryPolicy(), parse_error=parse_error,
+                               auth=make_auth(settings, clock=clock), session=session, sleep=self._retries)
+
+    @property
+    def counter(self) -> RequestCounter:
+        """Requests sent so far, by method, route and status."""
+        return self.http.counter
+
+    def login(self) -> None:
+        """Log in (or fetch a token) now; requests otherwise log in on first use."""
+        self.http.login()
+
+    def _collection(self, entity: str) -> str:
+        if not ENTITY_RE.fullmatch(entity):
+            raise ValueError(f"invalid entity name {entity!r}")
+        return f"{self.odata_path}/{entity}"
+
+    def _record(self, entity: str, id: str) -> tuple[str, str]:
+        """(path, route) of one record."""
+        base = self._collection(entity)
+        return f"{base}({Guid(id)})", f"{base}({{id}})"
+
+    def _query(self, select: list[str], filter: str | None, orderby: str, top: int,
+               skip: int) -> list[tuple[str, str]]:
+        columns = [check_column(name) for name in select]
+        if "Id" not in columns:
+            columns.insert(0, "Id")  # paging checks and every record need the Id
+        params = [("$filter", filter)] if filter else []
+        params += [("$select", ",".join(columns)), ("$orderby", _stable_order(orderby)), ("$top", str(top))]
+        if skip:
+            params.append(("$skip", str(skip)))
+        return params
+
+    def iter_rows(self, entity: str, *, select: list[str], filter: str | None = None, orderby: str = "Id",
+                  page_size: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every row of ``entity`` matching ``filter``, fetched lazily page by page.
+
+        Args:
+            entity: the entity set, e.g. ``Contact``.
+            select: the columns to read (``Id`` is added when missing).
+            filter: a ``$filter`` built with ``connector.creatio.odata``.
+            orderby: the sort order; ``Id`` is appended when absent so pages are stable.
+            page_size: rows per request (default ``settings.page_size``).
+
+        Raises:
+            BadResponse: the answer has no ``value`` list, or a page repeats (a server ignoring
+                ``$skip`` would otherwise loop forever).
+        """
+        path = self._collection(entity)
+        top = page_size or self.settings.page_size
+        skip = 0
+        url: str = path
+        params: list[tuple[str, str]] | None = self._query(select, filter, orderby, top, skip)
+        previous_first: Any = None
+        seen_links: set[str] = set()
+        in_request = 0  # rows since the last $skip request (a nextLink chain counts as one)
+        while True:
+            response = self.http.request("GET", url, route=path, params=params, headers=ACCEPT_JSON)
+            payload = json_body(response, system="creatio")
+            rows = payload.get("value") if isinstance(payload, dict) else None
+            if not isinstance(rows, list):
+                raise BadResponse("collection answer without a value list", system="creatio", method="GET",
+                                  path=path, status=response.status_code)
+            first = rows[0].get("Id") if rows and isinstance(rows[0], dict) else None
+            if first is not None and first == previous_first:
+                raise BadResponse(f"the server repeated a page (first Id {first}); paging stopped",
+                                  system="creatio", method="GET", path=path, status=response.status_code)
+            previous_first = first
+            in_request += len(rows)
+            yield from rows
+            link = payload.get("@odata.nextLink")
+            if isinstance(link, str) and link:
+                url, params = self._next_link(response, link, path), None
+                if url in seen_links:
+                    raise BadResponse("the server repeated a nextLink; paging stopped", system="creatio",
+                                      method="GET", path=path)
+                seen_links.add(url)
+                continue
+            if in_request < top:
+                return
+            skip += in_request
+            in_request = 0
+            url, params = path, self._query(select, filter, orderby, top, skip)
+
+    def _next_link(self, response: requests.Response, link: str, path: str) -> str:
+        url = urljoin(response.url or self.http.url(path), link)
+        # The auth headers go wherever the link points: only ever to our own site.
+        if urlsplit(url)[:2] != urlsplit(self.http.base_url)[:2]:
+            raise BadResponse("nextLink points to another site", system="creatio", method="GET", path=path)
+        return url
+
+    def list_rows(self, entity: str, **options: Any) -> list[dict[str, Any]]:
+        """``list(iter_rows(entity, **options))``."""
+        return list(self.iter_rows(entity, **options))
+
+    def count(self, entity: str, filter: str | None = None) -> int:
+        """How many rows of ``entity`` match ``filter`` (``$count=true&$top=0``)."""
+        path = self._collection(entity)
+        params = ([("$filter", filter)] if filter else []) + [("$count", "true"), ("$top", "0")]
+        response = self.http.request("GET", path, route=path, params=params, headers=ACCEPT_JSON)
+        payload = json_body(response, system="creatio")
+        total = payload.get("@odata.count") if isinstance(payload, dict) else None
+        if isinstance(total, bool) or not isinstance(total, int):
+            raise BadResponse("count answer without @odata.count", system="creatio", method="GET", path=path,
+                              status=response.status_code)
+        return total
+
+    def get(self, entity: str, id: str, select: list[str] | None = None) -> dict[str, Any] | None:
+        """One record, or None when it does not exist."""
+        path, route = self._record(entity, id)
+        params = [("$select", ",".join(check_column(name) for name in select))] if select else None
+        try:
+            response = self.http.request("GET", path, route=route, params=params, headers=ACCEPT_JSON)
+        except NotFound as exc:
+            if _is_routing_miss(exc):
+                raise
+            return None
+        payload = json_body(response, system="creatio")
+        if not isinstance(payload, dict):
+            raise BadResponse("record answer is not an object", system="creatio", method="GET", path=path)
+        return payload
+
+    def create(self, entity: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a record and return it as the server stored it.
+
+        A body with our client-chosen ``Id`` makes the POST idempotent, so it is retried; if a
+        retry then meets a duplicate ``Id``, the earlier attempt landed and the stored row is
+        returned. A duplicate ``Id`` on the first attempt is a real clash.
+
+        Raises:
+            Conflict: a uniqueness clash.
+        """
+        path = self._collection(entity)
+        idempotent = "Id" in body
+        retries_before = self._retries.count()
+        try:
+            response = self.http.request("POST", path, route=path, json=body, headers=ACCEPT_JSON,
+                                         idempotent=idempotent)
+        except Conflict as exc:
+            if not (idempotent and exc.field == "Id" and self._retries.count() > retries_before):
+                raise
+            existing = self.get(entity, str(body["Id"]))
+            if existing is None:
+                raise
+            log.info("creatio %s %s already existed after a retried create", entity, body["Id"])
+            return existing
+        if not response.content:  # a server told to return minimal answers 204
+            return dict(body)
+        payload = json_body(response, system="creatio")
+        return payload if isinstance(payload, dict) else dict(body)
+
+    def update(self, entity: str, id: str, changes: dict[str, Any]) -> None:
+        """Change some columns of one record (PATCH); nothing is sent when ``changes`` is empty."""
+        if not changes:
+            return
+        path, route = self._record(entity, id)
+        self.http.request("PATCH", path, route=route, json=changes, headers=ACCEPT_JSON)
+
+    def delete(self, entity: str, id: str) -> None:
+        """Delete one record; a record that is already gone is not an error."""
+        path, route = self._record(entity, id)
+        try:
+            self.http.request("DELETE", path, route=route, headers=ACCEPT_JSON)
+        except NotFound as exc:
+            if _is_routing_miss(exc):
+                raise
+
+    def batch(self, ops: list[BatchOp], *, continue_on_error: bool = True) -> list[BatchResult]:
+        """Run ``ops`` through ``$batch`` in chunks of ``settings.batch_size``; one result per op."""
+        return run_batch(self.http, self.odata_path, ops, chunk_size=self.settings.batch_size,
+                         continue_on_error=continue_on_error)
+
+    def metadata(self) -> dict[str, set[str]]:
+        """Entity set → column names, from ``$metadata``."""
+        path = f"{self.odata_path}/$metadata"
+        response = self.http.request("GET", path, route=path, headers={"Accept": "application/xml"})
+        return metadata_module.parse_metadata(response.content)
+
+    def missing_columns(self, model: ObjectModel | None = None) -> list[str]:
+        """Entities and ``Entity.Column`` names of the object model the site lacks."""
+        return metadata_module.missing_columns(self.metadata(), model or self.settings.objects)
+
+    def iter_by_values(self, entity: str, column: str, values: Iterable[Any], *, select: list[str],
+                       extra_filter: str | None = None, orderby: str = "Id",
+                       page_size: int | None = None) -> Iterator[dict[str, Any]]:
+        """Rows whose ``column`` equals any of ``values``, in as few requests as the URL allows.
+
+        The values are split with ``chunk_any_of`` so that every URL stays within
+        ``settings.max_url_length`` (IIS refuses long query strings). Wrap GUID values in
+        ``odata.Guid``; a plain ``str`` is compared as text.
+
+        Raises:
+            ValueError: one value alone does not fit in a URL.
+        """
+        values = list(values)
+        if not values:
+            return
+        top = page_size or self.settings.page_size
+        prefix = f"({extra_filter}) and " if extra_filter else ""
+        # The URL without the filter value, with the largest $skip paging could reach.
+        params = self._query(select, "", orderby, top, int(SKIP_PLACEHOLDER))
+        params.insert(0, ("$filter", ""))
+        bare = requests.Request("GET", self.http.url(self._collection(entity)), params=params).prepare().url
+        budget = self.settings.max_url_length - len(bare or "") - encoded_length(prefix)
+        for chunk in chunk_any_of(column, values, max_chars=budget):
+            yield from self.iter_rows(entity, select=select, filter=prefix + chunk, orderby=orderby,
+                                      page_size=top)
+
+
+def _stable_order(orderby: str) -> str:
+    """``orderby`` checked term by term, with ``Id`` appended unless it is already a sort key."""
+    terms = [term.strip() for term in orderby.split(",")]
+    keys = []
+    for term in terms:
+        match = ORDER_TERM_RE.fullmatch(term)
+        if not match:
+            raise ValueError(f"invalid $orderby term {term!r}")
+        keys.append(match.group(1))
+    return ",".join(terms) if "Id" in keys else ",".join([*terms, "Id"])

@@ -1,0 +1,479 @@
+"""CreatioClient against mocked HTTP: exact requests, paging, CRUD, retries, metadata, typed rows."""
+
+import json
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import responses
+from responses import matchers
+
+from connector import errors
+from connector.creatio import CreatioClient
+from connector.creatio import odata
+from connector.creatio.metadata import missing_columns, parse_metadata
+from connector.creatio.models import Account, Contact, ContactCommunication, Row, SysUser, parse_datetime
+from connector.creatio.records import GrantRecord, LicenseRecord, WebitelUserRecord
+from connector.retry import RetryPolicy
+from connector.settings import CreatioSettings
+from mappings.profiles import EMPTY_GUID, PROFILES, entity_columns, object_model
+
+SITE = "https://creatio.test"
+ODATA = f"{SITE}/0/odata"
+CONTACTS = f"{ODATA}/Contact"
+LOGIN = f"{SITE}/ServiceModel/AuthService.svc/Login"
+ID = "5a5e3a2c-0b1d-4c3e-9f10-abcdefabcdef"
+SESSION = {"BPMCSRF": "csrf-1", "ForceUseSession": "true"}
+PG_DUPLICATE = 'duplicate key value violates unique constraint "PK_Contact"'
+
+
+def guid(n):
+    return f"00000000-0000-0000-0000-{n:012d}"
+
+
+class Sleeps(list):
+    def __call__(self, seconds):
+        self.append(seconds)
+
+
+@pytest.fixture(autouse=True)
+def mocked_http():
+    """Every test runs against ``responses``; an unregistered URL fails the test."""
+    responses.start()
+    yield
+    responses.stop()
+    responses.reset()
+
+
+@pytest.fixture
+def sleeps():
+    return Sleeps()
+
+
+@pytest.fixture
+def client(sleeps):
+    responses.post(LOGIN, json={"Code": 0}, headers=[("Set-Cookie", ".ASPXAUTH=a; path=/"),
+                                                     ("Set-Cookie", "BPMCSRF=csrf-1; path=/")])
+    settings = CreatioSettings(url=SITE, username="svc", password="pw-SECRET-1", page_size=3, batch_size=100)
+    return CreatioClient(settings, retry=RetryPolicy(max_attempts=3), sleep=sleeps)
+
+
+def query(call):
+    return parse_qs(urlsplit(call.request.url).query, keep_blank_values=True)
+
+
+def data_calls():
+    return [c for c in responses.calls if not c.request.url.startswith(LOGIN)]
+
+
+def odata_error(message):
+    return {"error": {"code": "", "message": "An error has occurred.",
+                      "innererror": {"message": message, "internalexception": {"message": message}}}}
+
+
+# --- paging ------------------------------------------------------------------------------------
+
+
+def serve_rows(rows, calls=None):
+    """A callback that pages through ``rows`` by $top/$skip, like the server."""
+    def callback(request):
+        q = parse_qs(urlsplit(request.url).query)
+        top, skip = int(q["$top"][0]), int(q.get("$skip", ["0"])[0])
+        return 200, {}, json.dumps({"@odata.context": "x", "value": rows[skip:skip + top]})
+    responses.add_callback(responses.GET, CONTACTS, callback=callback)
+
+
+def test_iter_rows_exact_first_request(client):
+    responses.get(CONTACTS, json={"value": [{"Id": ID, "Name": "O'Brien"}]},
+                  match=[matchers.header_matcher({**SESSION, "Accept": "application/json"})])
+    rows = list(client.iter_rows("Contact", select=["Name", "Email"], filter=odata.eq("Name", "O'Brien"),
+                                 orderby="ModifiedOn desc"))
+    assert rows == [{"Id": ID, "Name": "O'Brien"}]
+    (call,) = data_calls()
+    assert call.request.method == "GET"
+    assert call.request.url == (f"{CONTACTS}?%24filter=Name+eq+%27O%27%27Brien%27&%24select=Id%2CName%2CEmail"
+                                "&%24orderby=ModifiedOn+desc%2CId&%24top=3")
+
+
+def test_iter_rows_pages_until_short_page(client):
+    rows = [{"Id": guid(i)} for i in range(7)]
+    serve_rows(rows)
+    iterator = client.iter_rows("Contact", select=["Id"])
+    assert next(iterator) == rows[0]
+    assert len(data_calls()) == 1  # lazy: one page fetched so far
+    assert [r["Id"] for r in iterator] == [r["Id"] for r in rows[1:]]
+    assert [query(c).get("$skip") for c in data_calls()] == [None, ["3"], ["6"]]
+    assert all(query(c)["$top"] == ["3"] and query(c)["$orderby"] == ["Id"] and query(c)["$select"] == ["Id"]
+               for c in data_calls())
+
+
+def test_iter_rows_full_last_page_needs_one_empty_page(client):
+    serve_rows([{"Id": guid(i)} for i in range(6)])
+    assert len(client.list_rows("Contact", select=["Name"])) == 6
+    assert [query(c).get("$skip") for c in data_calls()] == [None, ["3"], ["6"]]
+
+
+def test_iter_rows_empty_collection(client):
+    serve_rows([])
+    assert client.list_rows("Contact", select=["Name"], page_size=50) == []
+    assert len(data_calls()) == 1 and query(data_calls()[0])["$top"] == ["50"]
+
+
+def test_repeated_page_is_bad_response(client):
+    # A server that ignores $skip; after a few pages it goes empty so a broken check cannot hang.
+    for _ in range(4):
+        responses.get(CONTACTS, json={"value": [{"Id": guid(1)}, {"Id": guid(2)}, {"Id": guid(3)}]})
+    responses.get(CONTACTS, json={"value": []})
+    with pytest.raises(errors.BadResponse, match="repeated a page"):
+        client.list_rows("Contact", select=["Name"])
+    assert len(data_calls()) == 2
+
+
+def test_next_link_is_followed(client):
+    next_url = f"{CONTACTS}?$skiptoken=abc&$select=Id"
+    responses.get(CONTACTS, json={"value": [{"Id": guid(1)}], "@odata.nextLink": next_url},
+                  match=[matchers.query_param_matcher({"$top": "3"}, strict_match=False)])
+    responses.get(CONTACTS, json={"value": [{"Id": guid(2)}]},
+                  match=[matchers.query_param_matcher({"$skiptoken": "abc", "$select": "Id"})])
+    assert [r["Id"] for r in client.iter_rows("Contact", select=["Id"])] == [guid(1), guid(2)]
+    assert len(data_calls()) == 2
+
+
+def test_next_link_to_another_site_is_refused(client):
+    responses.get(CONTACTS, json={"value": [{"Id": guid(1)}], "@odata.nextLink": "https://evil.test/steal"})
+    with pytest.raises(errors.BadResponse, match="another site"):
+        client.list_rows("Contact", select=["Id"])
+
+
+def test_collection_without_value_is_bad_response(client):
+    responses.get(CONTACTS, body="<html>login</html>", content_type="text/html")
+    with pytest.raises(errors.BadResponse):
+        client.list_rows("Contact", select=["Id"])
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"select": ["Name;drop"]}, {"select": ["Id"], "orderby": "Name asc; x"},
+    {"select": ["Id"], "orderby": "Id up"},
+])
+def test_iter_rows_validates_names(client, kwargs):
+    with pytest.raises(ValueError):
+        list(client.iter_rows("Contact", **kwargs))
+    with pytest.raises(ValueError):
+        list(client.iter_rows("Contact(1)", select=["Id"]))
+
+
+# --- count, get, create, update, delete ----------------------------------------------------------
+
+
+def test_count(client):
+    responses.get(CONTACTS, json={"@odata.count": 42, "value": []}, match=[
+        matchers.query_param_matcher({"$filter": "Active eq true", "$count": "true", "$top": "0"}),
+        matchers.header_matcher(SESSION)])
+    assert client.count("Contact", odata.eq("Active", True)) == 42
+    assert client.counter.total("GET", "/0/odata/Contact") == 1
+
+
+def test_count_without_number_is_bad_response(client):
+    responses.get(CONTACTS, json={"value": []})
+    with pytest.raises(errors.BadResponse):
+        client.count("Contact")
+
+
+def test_get_and_404(client):
+    responses.get(f"{CONTACTS}({ID})", json={"Id": ID, "Name": "Ann"},
+                  match=[matchers.query_param_matcher({"$select": "Id,Name"}),
+                         matchers.header_matcher(SESSION)])
+    responses.get(f"{CONTACTS}({guid(9)})", status=404, json=odata_error("not found"))
+    assert client.get("Contact", ID.upper(), select=["Id", "Name"]) == {"Id": ID, "Name": "Ann"}
+    assert client.get("Contact", guid(9)) is None
+    assert client.counter.total("GET", "/0/odata/Contact({id})") == 2
+
+
+def test_get_on_unknown_entity_raises(client):
+    responses.get(f"{ODATA}/Nope({ID})", status=404, json={
+        "Message": "No HTTP resource was found that matches the request URI", "MessageDetail": "No type"})
+    with pytest.raises(errors.NotFound):
+        client.get("Nope", ID)
+
+
+def test_get_refuses_non_guid_id(client):
+    with pytest.raises(ValueError):
+        client.get("Contact", "1) or (1")
+
+
+def test_create_exact_request(client):
+    body = {"Id": ID, "Name": "Łukasz Żółć", "AccountId": EMPTY_GUID}
+    responses.post(CONTACTS, status=201, json={**body, "Email": ""},
+                   match=[matchers.json_params_matcher(body), matchers.header_matcher(SESSION)])
+    assert client.create("Contact", body) == {**body, "Email": ""}
+    (call,) = data_calls()
+    assert call.request.headers["Content-Type"] == "application/json"
+    assert urlsplit(call.request.url).query == ""
+
+
+def test_create_without_id_is_not_retried_on_500(client, sleeps):
+    responses.post(CONTACTS, status=500, json=odata_error("timeout"))
+    with pytest.raises(errors.TransientError):
+        client.create("Contact", {"Name": "Ann"})
+    assert len(data_calls()) == 1 and sleeps == []
+
+
+def test_create_with_id_retried_and_duplicate_on_retry_returns_existing(client, sleeps):
+    body = {"Id": ID, "Name": "Ann"}
+    responses.post(CONTACTS, status=502, body="")
+    responses.post(CONTACTS, status=500, json=odata_error(PG_DUPLICATE))
+    responses.get(f"{CONTACTS}({ID})", json={"Id": ID, "Name": "Ann", "Email": ""})
+    assert client.create("Contact", body) == {"Id": ID, "Name": "Ann", "Email": ""}
+    assert [(c.request.method, urlsplit(c.request.url).path) for c in data_calls()] == [
+        ("POST", "/0/odata/Contact"), ("POST", "/0/odata/Contact"), ("GET", f"/0/odata/Contact({ID})")]
+    assert all(json.loads(c.request.body) == body for c in data_calls()[:2])
+    assert len(sleeps) == 1
+
+
+def test_create_duplicate_on_first_attempt_is_a_real_conflict(client):
+    responses.post(CONTACTS, status=500, json=odata_error(PG_DUPLICATE))
+    with pytest.raises(errors.Conflict) as caught:
+        client.create("Contact", {"Id": ID, "Name": "Ann"})
+    assert caught.value.field == "Id"
+    assert len(data_calls()) == 1  # no GET, no retry
+
+
+def test_create_duplicate_on_retry_but_row_missing_reraises(client):
+    responses.post(CONTACTS, status=503)
+    responses.post(CONTACTS, status=500, json=odata_error(PG_DUPLICATE))
+    responses.get(f"{CONTACTS}({ID})", status=404)
+    with pytest.raises(errors.Conflict):
+        client.create("Contact", {"Id": ID})
+
+
+def test_update_and_delete_exact_requests(client):
+    responses.patch(f"{CONTACTS}({ID})", status=204,
+                    match=[matchers.json_params_matcher({"Name": "Bob"}), matchers.header_matcher(SESSION)])
+    responses.delete(f"{CONTACTS}({ID})", status=204, match=[matchers.header_matcher(SESSION)])
+    responses.delete(f"{CONTACTS}({guid(2)})", status=404, json=odata_error("gone"))
+    assert client.update("Contact", ID, {"Name": "Bob"}) is None
+    client.update("Contact", ID, {})  # nothing to send
+    client.delete("Contact", ID)
+    client.delete("Contact", guid(2))  # already gone
+    assert [c.request.method for c in data_calls()] == ["PATCH", "DELETE", "DELETE"]
+    assert client.counter.total("DELETE", "/0/odata/Contact({id})") == 2
+
+
+# --- retries -------------------------------------------------------------------------------------
+
+
+def test_get_retried_on_503(client, sleeps):
+    responses.get(CONTACTS, status=503)
+    responses.get(CONTACTS, json={"@odata.count": 1})
+    assert client.count("Contact") == 1
+    assert len(data_calls()) == 2 and len(sleeps) == 1
+
+
+def test_429_retry_after_seconds_is_honoured(client, sleeps):
+    responses.get(CONTACTS, status=429, headers={"Retry-After": "2"})
+    responses.get(CONTACTS, json={"@odata.count": 1})
+    assert client.count("Contact") == 1
+    assert sleeps == [2.0]
+
+
+def test_429_retry_after_http_date_is_honoured(client, sleeps):
+    when = datetime.now(timezone.utc).replace(microsecond=0)
+    responses.get(CONTACTS, status=429, headers={"Retry-After": format_datetime(when + timedelta(seconds=10),
+                                                                               usegmt=True)})
+    responses.get(CONTACTS, json={"@odata.count": 1})
+    client.count("Contact")
+    assert len(sleeps) == 1 and 7.0 <= sleeps[0] <= 10.0
+
+
+def test_give_up_after_max_attempts(client, sleeps):
+    responses.get(CONTACTS, status=503)
+    with pytest.raises(errors.TransientError):
+        client.count("Contact")
+    assert len(data_calls()) == 3 and len(sleeps) == 2
+
+
+def test_no_retry_on_400(client, sleeps):
+    responses.get(CONTACTS, status=400, json=odata_error("Cannot convert the literal"))
+    with pytest.raises(errors.BadRequest, match="Cannot convert the literal"):
+        client.count("Contact")
+    assert len(data_calls()) == 1 and sleeps == []
+
+
+# --- iter_by_values --------------------------------------------------------------------------------
+
+
+def test_iter_by_values_chunks_within_max_url_length(sleeps):
+    responses.post(LOGIN, json={"Code": 0}, headers=[("Set-Cookie", "BPMCSRF=c; path=/")])
+    settings = CreatioSettings(url=SITE, username="svc", password="pw-SECRET-1", max_url_length=400)
+    client = CreatioClient(settings, sleep=sleeps)
+    names = [f"Łukasz Żółć {i}" for i in range(12)]
+
+    def callback(request):
+        found = [{"Id": guid(i), "Name": n} for i, n in enumerate(names) if f"'{n}'" in parse_qs(
+            urlsplit(request.url).query)["$filter"][0]]
+        return 200, {}, json.dumps({"value": found})
+
+    responses.add_callback(responses.GET, f"{ODATA}/Contact", callback=callback)
+    rows = list(client.iter_by_values("Contact", "Name", names, select=["Name"],
+                                      extra_filter=odata.eq("Active", True)))
+    assert [r["Name"] for r in rows] == names
+    calls = data_calls()
+    assert len(calls) > 1
+    filters = [query(c)["$filter"][0] for c in calls]
+    assert all(len(c.request.url) <= 400 for c in calls)
+    assert all(f.startswith("(Active eq true) and (Name eq '") for f in filters)
+    assert sum(f.count(" eq 'Łukasz") for f in filters) == len(names)
+
+
+def test_iter_by_values_with_no_values_sends_nothing(client):
+    assert list(client.iter_by_values("Contact", "Name", [], select=["Name"])) == []
+
+
+# --- metadata --------------------------------------------------------------------------------------
+
+EDMX = """<?xml version="1.0" encoding="utf-8"?>
+<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx">
+  <edmx:DataServices>
+    <Schema Namespace="Terrasoft.Configuration" xmlns="http://docs.oasis-open.org/odata/ns/edm">
+      <EntityType Name="BaseEntity" Abstract="true">
+        <Key><PropertyRef Name="Id"/></Key>
+        <Property Name="Id" Type="Edm.Guid" Nullable="false"/>
+        <Property Name="CreatedOn" Type="Edm.DateTimeOffset"/>
+        <Property Name="ModifiedOn" Type="Edm.DateTimeOffset"/>
+      </EntityType>
+      <EntityType Name="Contact" BaseType="Terrasoft.Configuration.BaseEntity">
+        <Property Name="Name" Type="Edm.String"/>
+        <Property Name="AccountId" Type="Edm.Guid"/>
+        <NavigationProperty Name="Account" Type="Terrasoft.Configuration.Account"/>
+      </EntityType>
+      <EntityType Name="WebitelUser" BaseType="Terrasoft.Configuration.BaseEntity">
+        <Property Name="Name" Type="Edm.String"/>
+        <Property Name="Extension" Type="Edm.String"/>
+      </EntityType>
+      <EntityContainer Name="Default">
+        <EntitySet Name="Contact" EntityType="Terrasoft.Configuration.Contact"/>
+        <EntitySet Name="WebitelUser" EntityType="Terrasoft.Configuration.WebitelUser"/>
+      </EntityContainer>
+    </Schema>
+  </edmx:DataServices>
+</edmx:Edmx>"""
+
+
+def test_parse_metadata_with_inheritance():
+    meta = parse_metadata(EDMX)
+    assert meta == {"Contact": {"Id", "CreatedOn", "ModifiedOn", "Name", "AccountId"},
+                    "WebitelUser": {"Id", "CreatedOn", "ModifiedOn", "Name", "Extension"}}
+
+
+@pytest.mark.parametrize("document", ["<html>", "<html><head><title>x</title></head></html>"])
+def test_parse_metadata_refuses_non_edmx(document):
+    with pytest.raises(errors.BadResponse):
+        parse_metadata(document)
+
+
+def test_missing_columns_names_entities_and_columns():
+    meta = {name: set(cols) for name, cols in entity_columns(PROFILES["default"]).items()}
+    assert missing_columns(meta, PROFILES["default"]) == []
+    del meta["WebitelLicense"]
+    meta["WebitelUser"] -= {"Extension", "Active"}
+    assert missing_columns(meta, PROFILES["default"]) == ["WebitelUser.Extension", "WebitelUser.Active",
+                                                          "WebitelLicense"]
+
+
+def test_metadata_request_and_missing_columns(client):
+    responses.get(f"{ODATA}/$metadata", body=EDMX, content_type="application/xml",
+                  match=[matchers.header_matcher({**SESSION, "Accept": "application/xml"})])
+    missing = client.missing_columns(object_model("wsysaccount"))
+    assert "WSysAccount" in missing and "Contact.Email" in missing and "Contact.Name" not in missing
+
+
+# --- typed rows and records ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2020-05-18T17:50:39.2838673Z", datetime(2020, 5, 18, 17, 50, 39, 283867, tzinfo=timezone.utc)),
+    ("2011-01-30T15:22:43.771Z", datetime(2011, 1, 30, 15, 22, 43, 771000, tzinfo=timezone.utc)),
+    ("2019-08-19T13:46:11Z", datetime(2019, 8, 19, 13, 46, 11, tzinfo=timezone.utc)),
+    ("2024-01-01T02:00:00+02:00", datetime(2024, 1, 1, tzinfo=timezone.utc)),
+    ("0001-01-01T00:00:00Z", None),
+    ("", None),
+    (None, None),
+])
+def test_parse_datetime(text, expected):
+    assert parse_datetime(text) == expected
+
+
+def test_standard_models():
+    contact = Contact.from_row({"Id": ID.upper(), "Name": "Ann", "Email": "", "AccountId": EMPTY_GUID})
+    assert contact == Contact(ID, "Ann", "", None)
+    assert Account.from_row({"Id": ID, "Name": ""}) == Account(ID, "")
+    user = SysUser.from_row({"Id": ID, "Name": "ann", "ContactId": guid(1), "Active": True})
+    assert user == SysUser(ID, "ann", guid(1), True)
+    comm = ContactCommunication.from_row({"Id": ID, "ContactId": guid(1),
+                                          "CommunicationTypeId": "E9D91E45-8D92-4E38-95A0-EF8AA28C9E7A",
+                                          "Number": "1001"})
+    assert comm.type_id == "e9d91e45-8d92-4e38-95a0-ef8aa28c9e7a"
+
+
+@pytest.mark.parametrize("row, field", [
+    ({"Id": ID, "Name": "Ann", "Email": "", "AccountId": "nope"}, "AccountId"),
+    ({"Id": ID, "Name": 5, "Email": "", "AccountId": EMPTY_GUID}, "Name"),
+    ({"Id": ID, "Name": "Ann", "AccountId": EMPTY_GUID}, "Email"),
+    ({"Id": EMPTY_GUID, "Name": "Ann", "Email": "", "AccountId": EMPTY_GUID}, "Id"),
+])
+def test_bad_row_is_record_error_naming_the_field(row, field):
+    with pytest.raises(errors.RecordError) as caught:
+        Contact.from_row(row)
+    assert caught.value.field == field and caught.value.object == "Contact"
+
+
+def test_row_typed_uses_profile_column_types():
+    types = entity_columns(PROFILES["default"])["WebitelUser"]
+    row = Row({"Id": ID, "Active": True, "ContactId": EMPTY_GUID, "ModifiedOn": "2024-01-01T00:00:00Z",
+               "Other": 1}, "WebitelUser")
+    assert row.typed(types) == {"Id": ID, "Active": True, "ContactId": None,
+                                "ModifiedOn": datetime(2024, 1, 1, tzinfo=timezone.utc)}
+
+
+def test_webitel_user_record_default_profile():
+    model = PROFILES["default"]
+    assert WebitelUserRecord.columns(model) == ["Id", "Name", "Username", "WebitelId", "Extension",
+                                                "ContactId", "SysAdminUnitId", "Active"]
+    row = {"Id": ID, "Name": "Ann", "Username": "ann", "WebitelId": "17", "Extension": "",
+           "ContactId": guid(1), "SysAdminUnitId": EMPTY_GUID, "Active": True}
+    record = WebitelUserRecord.from_row(row, model)
+    assert record == WebitelUserRecord(ID, "Ann", "ann", "17", "", guid(1), None, True)
+    assert WebitelUserRecord.to_row(record, model) == {**row, "Extension": ""}
+    assert WebitelUserRecord.to_row({"contact_id": None, "active": False}, model) == {
+        "ContactId": EMPTY_GUID, "Active": False}
+    with pytest.raises(ValueError):
+        WebitelUserRecord.to_row({"nope": 1}, model)
+
+
+def test_webitel_user_record_wsysaccount_profile_skips_absent_columns():
+    model = object_model("wsysaccount")
+    assert WebitelUserRecord.columns(model) == ["Id", "Name", "Login", "ContactId"]
+    row = {"Id": ID, "Name": "Ann", "Login": "1001", "ContactId": guid(1)}
+    record = WebitelUserRecord.from_row(row, model)
+    assert record.extension == "1001" and record.username is None and record.active is None
+    assert WebitelUserRecord.to_row(record, model) == {
+        "Id": ID, "Name": "Ann", "Login": "1001", "ContactId": guid(1),
+        "RoleId": "7640dfbd-0cf2-4040-998e-4641042eff46"}
+    assert WebitelUserRecord.to_row({"username": "ann", "extension": "1002"}, model) == {"Login": "1002"}
+    with pytest.raises(errors.ConfigError):
+        LicenseRecord.columns(model)
+
+
+def test_license_and_grant_records():
+    model = PROFILES["default"]
+    row = {"Id": ID, "Serial": "S-1", "Product": "CALL_CENTER", "Name": "Call center",
+           "ValidFrom": "2024-01-01T00:00:00Z", "ValidTill": "0001-01-01T00:00:00Z", "Limit": 10, "Used": 3,
+           "Concurrent": False}
+    lic = LicenseRecord.from_row(row, model)
+    assert lic.valid_from == datetime(2024, 1, 1, tzinfo=timezone.utc) and lic.valid_till is None
+    assert LicenseRecord.to_row(lic, model) == {**row, "ValidTill": None}
+    grant = GrantRecord.from_row({"Id": ID, "UserId": guid(1), "LicenseId": guid(2)}, model)
+    assert GrantRecord.to_row(grant, model) == {"Id": ID, "UserId": guid(1), "LicenseId": guid(2)}
+    with pytest.raises(ValueError):
+        LicenseRecord.to_row({"valid_from": datetime(2024, 1, 1)}, model)
