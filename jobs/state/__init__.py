@@ -1,0 +1,24 @@
+"""The state store: id links, run history, the licence-grant baseline, settings and the run lock.
+
+SQLite by default, PostgreSQL by URL, both through SQLAlchemy Core::
+
+    with StateStore.open("sqlite:///var/lib/wcsync/state.db") as store, store.lock():
+        run_id = store.start_run("users", dry_run=False, now=now)
+"""
+
+from .lock import LockBusy, RunLock
+from .records import Event, Link, RunRecord
+from .schema import SCHEMA_VERSION, StateSchemaError
+from .store import BASELINE_SET_KEY, StateStore
+
+__all__ = [
+    "BASELINE_SET_KEY",
+    "Event",
+    "Link",
+    "LockBusy",
+    "RunLock",
+    "RunRecord",
+    "SCHEMA_VERSION",
+    "StateSchemaError",
+    "StateStore",
+]

@@ -1,0 +1,329 @@
+"""The state store: id links, run history, the licence-grant baseline and small settings.
+
+Every public method is one short transaction of its own; nothing is held open between calls, so
+a caller can never keep the database locked across remote API calls. ``record_applied`` is how
+the apply step records a landed batch: its events, the links they made and the baseline changes
+commit together or not at all, so a crash loses nothing already applied and a re-run plans
+nothing new.
+
+Times are passed in by the caller as ``now`` (timezone-aware); the store reads the clock only
+when opening (the schema version's ``applied_at``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from typing import Iterable, Mapping, Sequence
+
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from . import records, schema
+from .lock import RunLock
+from .records import Event, Link, RunRecord, event_from_row, link_from_row, run_from_row
+from .schema import as_utc, upsert, write_transaction
+
+MIN_RUN_PREFIX = 6
+# Settings key marking that a licence sync has set the baseline (even to the empty set).
+BASELINE_SET_KEY = "baseline.set_at"
+_LINK_KEYS = ("kind", "source_key")
+_LINK_UPDATE = ("target_id", "extra", "run_id", "updated_at")
+_GRANT_KEYS = ("webitel_user_id", "licence_serial")
+
+
+class StateStore:
+    """The sync's persistent state, over SQLAlchemy Core (SQLite by default, PostgreSQL by URL)."""
+
+    def __init__(self, engine: Engine, *, schema_version: int = schema.SCHEMA_VERSION) -> None:
+        """Wrap an engine whose schema is ready; use ``StateStore.open`` instead."""
+        self._engine = engine
+        self.schema_version = schema_version
+
+    @classmethod
+    def open(cls, url: str | os.PathLike) -> StateStore:
+        """Open (creating if needed) the state store at ``url``.
+
+        Args:
+            url: A SQLAlchemy URL (``sqlite:///path/state.db``, ``postgresql+psycopg://...``) or
+                a plain file path, which means a SQLite file there.
+
+        Raises:
+            StateSchemaError: The store was written by a newer version of this program.
+        """
+        text = os.fspath(url)
+        if "://" not in text:
+            text = f"sqlite:///{os.path.abspath(os.path.expanduser(text))}"
+        engine = schema.create_state_engine(text)
+        try:
+            version = schema.ensure_schema(engine, now=dt.datetime.now(dt.timezone.utc))
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, schema_version=version)
+
+    @property
+    def url(self) -> str:
+        """The store's URL with any password hidden."""
+        return self._engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def lock(self, name: str = "sync", *, holder: str | None = None, lease_s: float = 120) -> RunLock:
+        """A run lock named ``name`` in this store (see ``RunLock``); not yet acquired."""
+        return RunLock(self._engine, name, holder=holder, lease_s=lease_s)
+
+    # --- links -------------------------------------------------------------------------------
+
+    def links(self, kind: str) -> dict[str, str]:
+        """Every link of ``kind`` as ``{source_key: target_id}``."""
+        t = schema.links
+        with self._engine.connect() as connection:
+            rows = connection.execute(select(t.c.source_key, t.c.target_id).where(t.c.kind == kind))
+            return {source: target for source, target in rows}
+
+    def link_rows(self, kind: str) -> list[Link]:
+        """Every link of ``kind`` with its details, ordered by source key."""
+        t = schema.links
+        with self._engine.connect() as connection:
+            rows = connection.execute(select(t).where(t.c.kind == kind).order_by(t.c.source_key))
+            return [link_from_row(row) for row in rows]
+
+    def put_links(self, kind: str, pairs: Iterable[tuple], *, run_id: str | None,
+                  now: dt.datetime) -> None:
+        """Insert or replace links of ``kind``.
+
+        Args:
+            kind: The link family.
+            pairs: ``(source_key, target_id)`` or ``(source_key, target_id, extra)``; a pair
+                without ``extra`` replaces any stored extra with ``{}``.
+            run_id: The run writing them, kept with each link for the audit trail.
+            now: Write time.
+        """
+        rows = records.link_rows(kind, pairs, run_id=run_id, now=as_utc(now))
+        with write_transaction(self._engine) as connection:
+            upsert(connection, schema.links, rows, _LINK_KEYS, _LINK_UPDATE)
+
+    def delete_links(self, kind: str, source_keys: Iterable[str]) -> None:
+        """Delete the links of ``kind`` with these source keys; missing ones are ignored."""
+        with write_transaction(self._engine) as connection:
+            _delete_links(connection, kind, source_keys)
+
+    # --- runs and events ---------------------------------------------------------------------
+
+    def start_run(self, job: str, *, dry_run: bool, now: dt.datetime, run_id: str | None = None) -> str:
+        """Record a run as ``"running"`` and return its id (a new uuid4 hex unless given)."""
+        run_id = run_id or uuid.uuid4().hex
+        with write_transaction(self._engine) as connection:
+            connection.execute(schema.runs.insert().values(
+                run_id=run_id, job=job, dry_run=dry_run, started_at=as_utc(now), finished_at=None,
+                outcome="running", counts={}, conflicts=0, errors=0, report=None))
+        return run_id
+
+    def finish_run(self, run_id: str, *, outcome: str, now: dt.datetime, counts: Mapping[str, int],
+                   conflicts: int, errors: int, report: dict | None = None) -> None:
+        """Record how a run ended.
+
+        Raises:
+            LookupError: No run has this id.
+        """
+        t = schema.runs
+        with write_transaction(self._engine) as connection:
+            result = connection.execute(update(t).where(t.c.run_id == run_id).values(
+                outcome=outcome, finished_at=as_utc(now), counts=dict(counts), conflicts=conflicts,
+                errors=errors, report=report))
+            if result.rowcount != 1:
+                raise LookupError(f"no run with id {run_id!r}")
+
+    def record_applied(self, run_id: str, events: Sequence[Event], *,
+                       links: Mapping[str, Iterable[tuple]] | None = None,
+                       unlinks: Mapping[str, Iterable[str]] | None = None,
+                       baseline_add: Iterable[tuple[str, str]] = (),
+                       baseline_remove: Iterable[tuple[str, str]] = (), now: dt.datetime) -> None:
+        """Record a landed batch in one transaction: its events, links and baseline changes.
+
+        Either all of it is stored or, on any error, none of it.
+
+        Args:
+            run_id: The run the batch belongs to (must exist).
+            events: The batch's events, stored in order.
+            links: Links to insert or replace, per kind, as in ``put_links``.
+            unlinks: Source keys whose links to delete, per kind (e.g. after a deletion).
+            baseline_add: Grants ``(webitel_user_id, licence_serial)`` now present on both sides.
+            baseline_remove: Grants now absent from both sides.
+            now: Write time, and the time of events that carry none.
+
+        Raises:
+            ValueError: A link or grant is both added and removed in this batch.
+        """
+        now = as_utc(now)
+        new_events = records.event_rows(run_id, events, now)
+        new_links = [row for kind, pairs in (links or {}).items()
+                     for row in records.link_rows(kind, pairs, run_id=run_id, now=now)]
+        gone_links = {kind: set(keys) for kind, keys in (unlinks or {}).items()}
+        added = [records.grant_row(grant, now) for grant in baseline_add]
+        removed = {tuple(grant) for grant in baseline_remove}
+        # Both directions at once means the caller's batch is wrong; storing either would hide it.
+        clashes = [(r["kind"], r["source_key"]) for r in new_links
+                   if r["source_key"] in gone_links.get(r["kind"], ())]
+        clashes += [g for g in ((r["webitel_user_id"], r["licence_serial"]) for r in added)
+                    if g in removed]
+        if clashes:
+            raise ValueError(f"added and removed in the same batch: {clashes[:5]}")
+        with write_transaction(self._engine) as connection:
+            if new_events:
+                connection.execute(schema.events.insert(), new_events)
+            upsert(connection, schema.links, new_links, _LINK_KEYS, _LINK_UPDATE)
+            for kind, keys in gone_links.items():
+                _delete_links(connection, kind, keys)
+            upsert(connection, schema.baseline, added, _GRANT_KEYS)
+            _delete_grants(connection, removed)
+
+    def record_events(self, run_id: str, events: Sequence[Event], *, now: dt.datetime) -> None:
+        """Record events that change no link (refused, failed, planned-only), in order."""
+        rows = records.event_rows(run_id, events, as_utc(now))
+        if rows:
+            with write_transaction(self._engine) as connection:
+                connection.execute(schema.events.insert(), rows)
+
+    def recent_runs(self, limit: int = 20, job: str | None = None) -> list[RunRecord]:
+        """The latest runs, newest first, optionally of one job."""
+        t = schema.runs
+        statement = select(t).order_by(t.c.started_at.desc(), t.c.id.desc()).limit(limit)
+        if job is not None:
+            statement = statement.where(t.c.job == job)
+        with self._engine.connect() as connection:
+            return [run_from_row(row) for row in connection.execute(statement)]
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The run with this id, or with this unique id prefix (at least 6 characters).
+
+        Raises:
+            LookupError: The prefix matches more than one run.
+        """
+        t = schema.runs
+        with self._engine.connect() as connection:
+            row = connection.execute(select(t).where(t.c.run_id == run_id)).first()
+            if row is not None:
+                return run_from_row(row)
+            if len(run_id) < MIN_RUN_PREFIX:
+                return None
+            # substr rather than LIKE: exact and case-sensitive on both backends, nothing to escape.
+            rows = connection.execute(
+                select(t).where(func.substr(t.c.run_id, 1, len(run_id)) == run_id)
+                .order_by(t.c.id).limit(5)).all()
+        if len(rows) > 1:
+            shown = ", ".join(row.run_id for row in rows)
+            raise LookupError(f"run id prefix {run_id!r} is ambiguous: {shown}")
+        return run_from_row(rows[0]) if rows else None
+
+    def run_events(self, run_id: str, *, key: str | None = None) -> list[Event]:
+        """The events of one run in the order they were recorded, optionally for one key."""
+        t = schema.events
+        statement = select(t).where(t.c.run_id == run_id).order_by(t.c.id)
+        if key is not None:
+            statement = statement.where(t.c.key == key)
+        with self._engine.connect() as connection:
+            return [event_from_row(row) for row in connection.execute(statement)]
+
+    def object_history(self, key: str, limit: int = 50) -> list[tuple[RunRecord, Event]]:
+        """Every event for one object key across runs, newest first, each with its run."""
+        e, r = schema.events, schema.runs
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(e).where(e.c.key == key).order_by(e.c.id.desc()).limit(limit)).all()
+            run_ids = {row.run_id for row in rows}
+            found = connection.execute(select(r).where(r.c.run_id.in_(run_ids))) if run_ids else []
+            by_id = {row.run_id: run_from_row(row) for row in found}
+        return [(by_id[row.run_id], event_from_row(row)) for row in rows]
+
+    def mark_stale_runs(self, *, now: dt.datetime, older_than_s: float) -> int:
+        """Mark runs still ``"running"`` that started over ``older_than_s`` ago as ``"interrupted"``.
+
+        Call it while holding the run lock: then no other live run of this configuration exists,
+        and a ``"running"`` row can only be left by a process that died.
+
+        Returns:
+            How many runs were marked.
+        """
+        if older_than_s < 0:
+            raise ValueError("older_than_s must not be negative")
+        now = as_utc(now)
+        t = schema.runs
+        cutoff = now - dt.timedelta(seconds=older_than_s)
+        with write_transaction(self._engine) as connection:
+            result = connection.execute(
+                update(t).where(t.c.outcome == "running", t.c.started_at < cutoff)
+                .values(outcome="interrupted", finished_at=now))
+            return result.rowcount
+
+    # --- licence-grant baseline --------------------------------------------------------------
+
+    def baseline(self) -> set[tuple[str, str]]:
+        """The grants ``(webitel_user_id, licence_serial)`` in sync after the last licence sync."""
+        t = schema.baseline
+        with self._engine.connect() as connection:
+            rows = connection.execute(select(t.c.webitel_user_id, t.c.licence_serial))
+            return {(user, serial) for user, serial in rows}
+
+    def has_baseline(self) -> bool:
+        """Whether ``set_baseline`` was ever called (even with no grants).
+
+        Grants added through ``record_applied`` do not count: a first licence sync is complete
+        only once it sets the whole baseline.
+        """
+        return self.get_value(BASELINE_SET_KEY) is not None
+
+    def set_baseline(self, grants: Iterable[tuple[str, str]], *, now: dt.datetime) -> None:
+        """Replace the whole baseline with ``grants`` and mark it as set."""
+        now = as_utc(now)
+        rows = [records.grant_row(grant, now) for grant in grants]
+        with write_transaction(self._engine) as connection:
+            connection.execute(delete(schema.baseline))
+            upsert(connection, schema.baseline, rows, _GRANT_KEYS)
+            _put_setting(connection, BASELINE_SET_KEY, now.isoformat(), now)
+
+    # --- small settings ----------------------------------------------------------------------
+
+    def get_value(self, key: str) -> str | None:
+        """The setting stored under ``key``, or ``None``."""
+        t = schema.settings
+        with self._engine.connect() as connection:
+            return connection.execute(select(t.c.value).where(t.c.key == key)).scalar()
+
+    def set_value(self, key: str, value: str, *, now: dt.datetime) -> None:
+        """Store a setting (schedule state, a watermark...), replacing any previous value."""
+        if not isinstance(value, str):
+            raise TypeError(f"setting values are strings, got {type(value).__name__}")
+        with write_transaction(self._engine) as connection:
+            _put_setting(connection, key, value, as_utc(now))
+
+
+def _delete_links(connection: Connection, kind: str, source_keys: Iterable[str]) -> None:
+    t = schema.links
+    params = [{"source": key} for key in dict.fromkeys(source_keys)]
+    if params:
+        connection.execute(delete(t).where(t.c.kind == kind, t.c.source_key == bindparam("source")),
+                           params)
+
+
+def _delete_grants(connection: Connection, grants: Iterable[tuple[str, str]]) -> None:
+    t = schema.baseline
+    params = [{"user": user, "serial": serial} for user, serial in grants]
+    if params:
+        connection.execute(delete(t).where(t.c.webitel_user_id == bindparam("user"),
+                                           t.c.licence_serial == bindparam("serial")), params)
+
+
+def _put_setting(connection: Connection, key: str, value: str, now: dt.datetime) -> None:
+    upsert(connection, schema.settings, [{"key": key, "value": value, "updated_at": now}],
+           ("key",), ("value", "updated_at"))
