@@ -3,31 +3,85 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
-from . import exit_codes
-from .config import config_path, load_config
+from connector.errors import ConfigError
 
-# Commands whose issue is still open answer "not available yet" and exit 2.
+from . import exit_codes
+from .config import AppConfig, config_path, load_config
+
+# Every command, and the issue that brings it; those without a ``cmd_`` function here answer
+# "not available yet" and exit 2.
 PENDING = {
-    "run": "issue 4 (GetWebitelUsers import)",
+    "run": "issue 4", "check": "issue 2", "history": "issue 4", "demo": "issue 4", "sandbox": "issue 3",
     "serve": "issue 6 (scheduled worker)",
-    "check": "issue 2",
     "licenses": "issue 5 (licences)",
     "license": "issue 5 (licences)",
     "license-upload": "issue 5 (licences)",
-    "history": "issue 4 (state store)",
-    "demo": "issue 4 (demo)",
-    "sandbox": "issue 3 (sandbox)",
 }
+
+
+def _config(args: argparse.Namespace) -> AppConfig:
+    return load_config(config_path(args.config))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate the config; unless ``--offline``, reach both systems and verify the Creatio model."""
     from .check import run_check
 
-    config = load_config(config_path(args.config))
+    config = _config(args)
     if args.offline:
         print(f"{config_path(args.config)}: configuration is valid")
         return exit_codes.OK
     return run_check(config, out=sys.stdout)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """One sync cycle now (``--dry-run``: the plan only)."""
+    from .sync import run_once
+
+    if args.job == "licenses":
+        print("run --job licenses: not available yet (issue 5 is still open).", file=sys.stderr)
+        return exit_codes.USAGE
+    config = _config(args)
+    reports = run_once(config, dry_run=args.dry_run, jobs=("users",))
+    return _print_reports(reports, as_json=args.json)
+
+
+def _print_reports(reports, *, as_json: bool) -> int:
+    from .report import render_text
+
+    if as_json:
+        payload = reports[0].as_json() if len(reports) == 1 else {"runs": [r.as_json() for r in reports]}
+        print(json.dumps(payload, ensure_ascii=False, indent=2, default=str))
+    else:
+        for report in reports:
+            print(render_text(report))
+    return max((r.exit_code() for r in reports), default=exit_codes.OK)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """Recent runs, one run's events, or one object's events across runs."""
+    from .history import show_history
+
+    config = _config(args)
+    return show_history(config, run_id=args.run_id, limit=args.limit, as_json=args.json, key=args.object,
+                        out=sys.stdout)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Start the sandbox with sample data, run the import against it, explain what happened."""
+    from .demo import run_demo
+
+    return run_demo(users=args.users, seed=args.seed, as_json=args.json, out=sys.stdout)
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """Serve the sandbox until Ctrl-C or SIGTERM, with a ready config pointing at it."""
+    from .demo import serve_sandbox
+
+    if args.users < 0:
+        raise ConfigError("--users must be 0 or more")
+    return serve_sandbox(users=args.users, seed=args.seed, config_out=args.config_out,
+                         webitel_port=args.webitel_port, creatio_port=args.creatio_port, out=sys.stdout)

@@ -1,0 +1,82 @@
+"""``demo`` and ``sandbox``: the first thing a new user sees, and a sandbox to explore by hand."""
+
+from __future__ import annotations
+
+import json
+import signal
+import tempfile
+import threading
+from pathlib import Path
+from typing import TextIO
+
+from . import exit_codes
+from .config import load_config
+from .report import render_text
+
+EXPLAIN = """
+What you are looking at
+  Two sandbox servers on this machine play Webitel ({webitel}) and Creatio ({creatio}),
+  seeded with {users} telephony users and a CRM with contacts, system users and an account.
+  The import just did what Creatio's GetWebitelUsers process does, safely:
+  - each Webitel user was matched to a Creatio contact (system-user login, then contact name =
+    username, then contact name = display name) or a contact was created under the account;
+  - a Webitel-user record links each user to its contact, with the extension;
+  - conflicts were reported and NOT written: an ambiguous name ({ambiguous}), an extension that a
+    Creatio-only record already holds ({clash}); a user without extension ({noext}) was imported
+    with a warning, because it cannot register a SIP phone.
+  Run it again and nothing changes. Try `webitel-creatio-sync sandbox --config-out sandbox.toml`
+  and then `run --dry-run --config sandbox.toml` to explore by hand.
+"""
+
+
+def run_demo(*, users: int, seed: int, as_json: bool, out: TextIO) -> int:
+    """Start the sandbox in-process, run the import, print the report, exit 0."""
+    from sandbox.harness import start_sandbox
+
+    from .progress import Progress
+    from .sync import run_once
+
+    with tempfile.TemporaryDirectory(prefix="wcsync-demo-") as folder, start_sandbox(users, seed=seed) as box:
+        config = load_config(data=box.config(state_url=f"sqlite:///{Path(folder) / 'state.sqlite'}"))
+        reports = run_once(config, progress=Progress(enabled=False if as_json else None))
+        if as_json:
+            print(json.dumps(reports[0].as_json(), ensure_ascii=False, indent=2, default=str), file=out)
+        else:
+            for report in reports:
+                print(render_text(report, limit=8), file=out)
+            notes = box.data.notes
+            print(EXPLAIN.format(webitel=box.webitel_url, creatio=box.creatio_url, users=users,
+                                 ambiguous=", ".join(notes.get("ambiguous_usernames", [])[:2]) or "none",
+                                 clash=", ".join(notes.get("clashing_extensions", [])[:2]) or "none",
+                                 noext=", ".join(notes.get("no_extension_usernames", [])[:2]) or "none"), file=out)
+    # Conflicts are part of the show: the demo succeeded if the run finished.
+    return exit_codes.OK if all(r.outcome != "failed" for r in reports) else exit_codes.FAILED
+
+
+def serve_sandbox(*, users: int, seed: int, config_out: str | None, webitel_port: int, creatio_port: int,
+                  out: TextIO) -> int:
+    """Serve both sandbox servers until Ctrl-C or SIGTERM; print (or write) a config pointing at them."""
+    from sandbox.harness import start_sandbox
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with start_sandbox(users, seed=seed, webitel_port=webitel_port, creatio_port=creatio_port) as box:
+        creds = box.data.credentials
+        text = box.config_toml(state_url="sqlite:///.wcsync/sandbox-state.sqlite")
+        print(f"Webitel sandbox: {box.webitel_url}  (token {creds.webitel_token}, or "
+              f"{creds.webitel_username} / {creds.webitel_password} in domain {box.data.domain})", file=out)
+        print(f"Creatio sandbox: {box.creatio_url}  ({creds.creatio_username} / {creds.creatio_password}; "
+              f"OAuth client {creds.creatio_client_id})", file=out)
+        if config_out:
+            Path(config_out).write_text(text, encoding="utf-8")
+            print(f"config written to {config_out}; try: webitel-creatio-sync --config {config_out} run --dry-run",
+                  file=out)
+        else:
+            print("\n" + text, file=out)
+        print("serving until Ctrl-C", file=out, flush=True)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    return exit_codes.OK

@@ -1,0 +1,39 @@
+"""``run``: one sync cycle with the run lock held, the clients and store built from the config."""
+
+from __future__ import annotations
+
+from connector.errors import SyncError
+
+from .config import AppConfig
+from .progress import Progress
+from .report import RunReport
+from .runner import run_users
+from .wiring import creatio_client, state_store, webitel_client
+
+
+class RunBusy(SyncError):
+    """Another run of this configuration is in progress."""
+
+
+def run_once(config: AppConfig, *, dry_run: bool = False, jobs: tuple[str, ...] = ("users",),
+             progress: Progress | None = None, webitel=None, creatio=None) -> list[RunReport]:
+    """Run the given jobs once, in order. A dry run takes no lock (it writes nothing to the systems)."""
+    webitel = webitel or webitel_client(config)
+    creatio = creatio or creatio_client(config)
+    reports: list[RunReport] = []
+    with state_store(config) as store, (progress or Progress()) as shown:
+        lock = store.lock("sync")
+        if not dry_run and not lock.acquire():
+            info = lock.holder_info() or {}
+            raise RunBusy(f"another run is in progress (holder {info.get('holder', '?')}, since "
+                          f"{info.get('acquired_at', '?')}); this run was not started")
+        try:
+            for job in jobs:
+                if job == "users":
+                    reports.append(run_users(config, webitel=webitel, creatio=creatio, store=store,
+                                             dry_run=dry_run, progress=shown,
+                                             heartbeat=lock.heartbeat if not dry_run else (lambda: None)))
+        finally:
+            if not dry_run:
+                lock.release()
+    return reports
