@@ -18,7 +18,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from connector.creatio import odata
 from connector.creatio.models import Account, Contact, ContactCommunication, SysUser
@@ -98,13 +98,17 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
 
 
 def _lookup(creatio, entity: str, column: str, values: Iterable, select, extra_filter: str | None,
-            stats: ReadStats) -> list[dict]:
-    """Rows whose ``column`` is one of ``values``: in chunks, or the whole table when cheaper."""
+            stats: ReadStats) -> Iterator[dict]:
+    """Rows whose ``column`` is one of ``values``: in chunks, or the whole table when cheaper.
+
+    Streams rows page by page, so a caller that keeps only typed records never holds every raw
+    row of a large table at once.
+    """
     values = sorted(set(values), key=str)
     if not values:
         stats.strategies[entity] = "none needed"
         stats.floor[entity] = 0
-        return []
+        return iter(())
     # An estimate of the lookups (the rest of the URL takes a few hundred characters).
     lookups = len(odata.chunk_any_of(column, values, max_chars=creatio.settings.max_url_length - URL_OVERHEAD))
     total = creatio.count(entity, extra_filter)
@@ -112,6 +116,6 @@ def _lookup(creatio, entity: str, column: str, values: Iterable, select, extra_f
     stats.floor[entity] = min(whole_pages, lookups)
     if whole_pages <= lookups:
         stats.strategies[entity] = f"whole table ({total} rows, {whole_pages} pages)"
-        return list(creatio.iter_rows(entity, select=list(select), filter=extra_filter))
+        return creatio.iter_rows(entity, select=list(select), filter=extra_filter)
     stats.strategies[entity] = f"about {lookups} lookups for {len(values)} values ({total} rows in the table)"
-    return list(creatio.iter_by_values(entity, column, values, select=list(select), extra_filter=extra_filter))
+    return creatio.iter_by_values(entity, column, values, select=list(select), extra_filter=extra_filter)
