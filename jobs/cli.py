@@ -34,7 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the run report as one JSON object")
     run.add_argument("--job", choices=["users", "licenses", "all"], default="all", help="run one job only")
 
-    sub.add_parser("serve", help="run the scheduled worker until stopped")
+    serve = sub.add_parser("serve", help="run the scheduled worker until stopped (SIGTERM or Ctrl-C)")
+    serve.add_argument("--log-format", dest="serve_log_format", choices=["auto", "text", "json"],
+                       default="auto", help="log line format of the worker (default auto: text on a terminal, "
+                                            "JSON otherwise, unless --log-format json comes before the command)")
     check = sub.add_parser("check", help="validate the config and reach both systems")
     check.add_argument("--offline", action="store_true", help="only validate the config file")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from connector.errors import ConfigError
@@ -15,10 +14,8 @@ from .config import AppConfig, config_path, load_config
 # "not available yet" and exit 2.
 PENDING = {
     "run": "issue 4", "check": "issue 2", "history": "issue 4", "demo": "issue 4", "sandbox": "issue 3",
-    "serve": "issue 6 (scheduled worker)",
-    "licenses": "issue 5 (licences)",
-    "license": "issue 5 (licences)",
-    "license-upload": "issue 5 (licences)",
+    "licenses": "issue 5", "license": "issue 5", "license-upload": "issue 5",
+    "serve": "issue 6",
 }
 
 
@@ -41,11 +38,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     """One sync cycle now (``--dry-run``: the plan only)."""
     from .sync import run_once
 
-    if args.job == "licenses":
-        print("run --job licenses: not available yet (issue 5 is still open).", file=sys.stderr)
-        return exit_codes.USAGE
     config = _config(args)
-    reports = run_once(config, dry_run=args.dry_run, jobs=("users",))
+    jobs = ("users", "licenses") if args.job == "all" else (args.job,)
+    reports = run_once(config, dry_run=args.dry_run, jobs=jobs)
     return _print_reports(reports, as_json=args.json)
 
 
@@ -53,12 +48,27 @@ def _print_reports(reports, *, as_json: bool) -> int:
     from .report import render_text
 
     if as_json:
-        payload = reports[0].as_json() if len(reports) == 1 else {"runs": [r.as_json() for r in reports]}
-        print(json.dumps(payload, ensure_ascii=False, indent=2, default=str))
+        from .report import write_json
+
+        write_json(reports, sys.stdout)
     else:
         for report in reports:
             print(render_text(report))
     return max((r.exit_code() for r in reports), default=exit_codes.OK)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The scheduled worker: runs each job on its ``[schedule]`` until SIGTERM or SIGINT."""
+    from .logs import setup_logging
+    from .serve import serve
+
+    config = _config(args)
+    fmt = args.serve_log_format
+    if fmt == "auto":
+        # Under systemd or Docker stderr is no terminal: JSON lines are what log shippers read.
+        fmt = "json" if args.log_format == "json" or not sys.stderr.isatty() else "text"
+    setup_logging(args.log_level, fmt)
+    return serve(config)
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -85,3 +95,31 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         raise ConfigError("--users must be 0 or more")
     return serve_sandbox(users=args.users, seed=args.seed, config_out=args.config_out,
                          webitel_port=args.webitel_port, creatio_port=args.creatio_port, out=sys.stdout)
+
+
+def cmd_licenses(args: argparse.Namespace) -> int:
+    """The Webitel licence registry, or (``--users``) the user x licence matrix."""
+    from .license_view import show_licenses
+
+    return show_licenses(_config(args), users=args.users, product=args.product, search=args.search,
+                         as_json=args.json, out=sys.stdout)
+
+
+def cmd_license_upload(args: argparse.Namespace) -> int:
+    """Upload a licence key (argument, ``-`` for standard input, or ``--file``)."""
+    from .license_admin import read_key, upload_key
+
+    config = _config(args)
+    return upload_key(config, read_key(args.key, args.file), out=sys.stdout)
+
+
+def cmd_license(args: argparse.Namespace) -> int:
+    """``license assign|revoke USER LICENSE``."""
+    from .license_admin import Refused, change_grant
+
+    config = _config(args)
+    try:
+        return change_grant(config, args.action, args.user, args.license, out=sys.stdout)
+    except Refused as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return exit_codes.FAILED

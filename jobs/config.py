@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from connector.errors import ConfigError
@@ -47,7 +47,7 @@ class LicenseSettings(_Section):
 
 
 class JobSchedule(_Section):
-    """When one job runs: every N minutes, or a cron expression (five fields)."""
+    """When one job runs: every N minutes, or a cron expression (five fields); exactly one of them."""
 
     every_minutes: float | None = Field(None, gt=0)
     cron: str | None = None
@@ -60,19 +60,45 @@ class JobSchedule(_Section):
         from apscheduler.triggers.cron import CronTrigger
 
         try:
-            CronTrigger.from_crontab(value)
+            CronTrigger.from_crontab(value, timezone="UTC")
         except ValueError as exc:
             raise ValueError(f"not a valid cron expression ({exc}); expected five fields like '*/15 * * * *'") from None
         return value
 
+    @model_validator(mode="after")
+    def _one_of(self) -> "JobSchedule":
+        if (self.every_minutes is None) == (self.cron is None):
+            raise ValueError("set exactly one of every_minutes and cron")
+        return self
+
 
 class ScheduleSettings(_Section):
-    """``[schedule]``: the worker's timetable."""
+    """``[schedule]``: the worker's timetable, and how it backs off from a failing job."""
 
     users: JobSchedule = JobSchedule(every_minutes=15)
     licenses: JobSchedule = JobSchedule(every_minutes=60)
     run_at_start: bool = False
     misfire_grace_s: int = Field(300, ge=1)
+    # After this many failed runs in a row, a job's next attempts are spaced out: twice its
+    # interval, then four times... up to max_backoff_minutes. A successful run resets it.
+    backoff_after_failures: int = Field(3, ge=1)
+    max_backoff_minutes: float = Field(60, gt=0)
+    # IANA time zone of the cron expressions (default: the machine's local zone).
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; expected an IANA name like 'Europe/Kyiv' "
+                             "or 'UTC'") from None
+        return value
 
 
 class StateSettings(_Section):
@@ -89,10 +115,30 @@ class StateSettings(_Section):
 
 
 class ServeSettings(_Section):
-    """``[serve]``: the scheduled worker's own endpoints."""
+    """``[serve]``: the scheduled worker's own endpoints and how it stops."""
 
     http_port: int | None = Field(None, ge=0, le=65535)
     http_host: str = "127.0.0.1"
+    # On SIGTERM/SIGINT the run in progress finishes its batch in flight; past this many seconds
+    # the worker exits anyway (exit code 1) and the run is recorded as interrupted.
+    stop_timeout_s: float = Field(60, gt=0)
+    # The run lock's lease; the worker renews it every third of this while a run goes on. A
+    # worker on another host that dies holds the lock until its lease runs out.
+    lock_lease_s: float = Field(120, ge=5)
+
+
+class ProvisioningSettings(_Section):
+    """``[provisioning]``: Creatio -> Webitel (records made by a Creatio admin become Webitel users)."""
+
+    enabled: bool = True
+    # "generate": a password made by Webitel's own generator (meets its password settings), never
+    # stored or logged; "none": no password, where the server allows it.
+    password: Literal["generate", "none"] = "generate"
+    # A record deleted in Creatio: "soft" (Webitel's soft delete), "permanent", or "keep".
+    on_delete: Literal["soft", "permanent", "keep"] = "soft"
+    # Who wins when both sides changed a field since the last run.
+    owner: dict[Literal["name", "extension"], Literal["webitel", "creatio"]] = {"name": "webitel",
+                                                                               "extension": "webitel"}
 
 
 class AppConfig(BaseSettings):
@@ -109,6 +155,7 @@ class AppConfig(BaseSettings):
     schedule: ScheduleSettings = ScheduleSettings()
     state: StateSettings = StateSettings()
     serve: ServeSettings = ServeSettings()
+    provisioning: ProvisioningSettings = ProvisioningSettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

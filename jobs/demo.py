@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import tempfile
 import threading
@@ -11,7 +10,7 @@ from typing import TextIO
 
 from . import exit_codes
 from .config import load_config
-from .report import render_text
+from .report import render_text, write_json
 
 EXPLAIN = """
 What you are looking at
@@ -40,7 +39,7 @@ def run_demo(*, users: int, seed: int, as_json: bool, out: TextIO) -> int:
         config = load_config(data=box.config(state_url=f"sqlite:///{Path(folder) / 'state.sqlite'}"))
         reports = run_once(config, progress=Progress(enabled=False if as_json else None))
         if as_json:
-            print(json.dumps(reports[0].as_json(), ensure_ascii=False, indent=2, default=str), file=out)
+            write_json(reports, out)
         else:
             for report in reports:
                 print(render_text(report, limit=8), file=out)

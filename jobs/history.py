@@ -56,9 +56,12 @@ def show_history(config: AppConfig, *, run_id: str | None, limit: int, as_json: 
                           f"{_change(event)}{' — ' + event.message if event.message else ''}", file=out)
             return exit_codes.OK
         if run_id:
-            run = store.get_run(run_id)
+            try:
+                run = store.get_run(run_id)
+            except LookupError as exc:  # a prefix that matches several runs
+                raise ConfigError(f"run id {run_id!r} is ambiguous: {exc}") from None
             if run is None:
-                raise ConfigError(f"no run {run_id!r} in {config.state.url} (or the prefix is not unique)")
+                raise ConfigError(f"no run {run_id!r} in the state store")
             events = store.run_events(run.run_id)
             if as_json:
                 print(json.dumps({**_run_dict(run), "events": [_event_dict(e) for e in events]}, indent=2,

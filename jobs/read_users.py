@@ -25,7 +25,7 @@ from connector.creatio.models import Account, Contact, ContactCommunication, Sys
 from connector.creatio.records import WebitelUserRecord
 from connector.errors import RecordError
 from connector.webitel import WebitelUser
-from mappings.keys import tidy
+from mappings.keys import normalise_key, tidy
 from mappings.profiles import EXTENSION_COMMUNICATION_TYPE, SYS_ADMIN_UNIT_USER, ObjectModel
 from mappings.users import display_name
 
@@ -49,7 +49,9 @@ class ReadStats:
 
 
 def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, account_name: str,
-                        links: dict[str, str], progress: Callable[[str], None] = lambda _: None) -> tuple[UsersSnapshot, ReadStats]:
+                        links: dict[str, str], baselines: dict[str, dict] | None = None,
+                        provisioning: bool = False,
+                        progress: Callable[[str], None] = lambda _: None) -> tuple[UsersSnapshot, ReadStats]:
     """Read everything the users plan needs."""
     stats = ReadStats({})
     progress("reading Webitel users")
@@ -75,12 +77,16 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
     names = {tidy(u.username) for u in users} | {display_name(u) for u in users}
     names.discard("")
     progress("looking up matching contacts")
-    contacts = [Contact.from_row(r) for r in _lookup(creatio, "Contact", "Name", names, Contact.SELECT, None, stats)]
+    # A whole-table read sees every contact; only those that can match are kept.
+    name_keys = {normalise_key(n) for n in names}
+    contacts = [c for c in map(Contact.from_row, _lookup(creatio, "Contact", "Name", names, Contact.SELECT, None,
+                                                         stats)) if normalise_key(c.name) in name_keys]
     progress("looking up matching system users")
     user_filter = odata.eq("SysAdminUnitTypeValue", SYS_ADMIN_UNIT_USER)
     logins = {tidy(u.username) for u in users} - {""}
-    sys_users = [SysUser.from_row(r) for r in _lookup(creatio, "SysAdminUnit", "Name", logins, SysUser.SELECT,
-                                                      user_filter, stats)]
+    login_keys = {normalise_key(n) for n in logins}
+    sys_users = [s for s in map(SysUser.from_row, _lookup(creatio, "SysAdminUnit", "Name", logins, SysUser.SELECT,
+                                                          user_filter, stats)) if normalise_key(s.name) in login_keys]
     accounts = [Account.from_row(r) for r in creatio.iter_rows(
         "Account", select=list(Account.SELECT), filter=odata.eq("Name", tidy(account_name)))]
     stats.floor["Account"] = 1
@@ -88,13 +94,34 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
         s.contact_id for s in sys_users if s.contact_id}
     progress("reading extension communication options")
     type_filter = odata.eq("CommunicationTypeId", odata.Guid(EXTENSION_COMMUNICATION_TYPE))
-    comms = [ContactCommunication.from_row(r) for r in _lookup(
+    comms = [c for c in map(ContactCommunication.from_row, _lookup(
         creatio, "ContactCommunication", "ContactId", {odata.Guid(c) for c in contact_ids},
-        ContactCommunication.SELECT, type_filter, stats)]
+        ContactCommunication.SELECT, type_filter, stats)) if c.contact_id in contact_ids]
+    record_contacts, sys_logins = {}, {}
+    if provisioning:
+        progress("reading records awaiting provisioning")
+        record_contacts, sys_logins = _provisioning_details(creatio, records, links, contacts)
     snapshot = UsersSnapshot(domain=domain, users=tuple(users), invalid=tuple(invalid + bad_rows),
                              records=tuple(records), contacts=tuple(contacts), sys_users=tuple(sys_users),
-                             accounts=tuple(accounts), communications=tuple(comms), links=dict(links))
+                             accounts=tuple(accounts), communications=tuple(comms), links=dict(links),
+                             baselines=dict(baselines or {}), record_contacts=record_contacts, sys_logins=sys_logins)
     return snapshot, stats
+
+
+def _provisioning_details(creatio, records, links: dict[str, str], contacts) -> tuple[dict, dict]:
+    """Contacts and Creatio-user logins of the records no Webitel user is linked to (usually few)."""
+    linked = set(links.values())
+    waiting = [r for r in records if not r.webitel_id and r.id not in linked and r.active is not False]
+    known = {c.id: c for c in contacts}
+    want_contacts = {r.contact_id for r in waiting if r.contact_id and r.contact_id not in known}
+    found = {c.id: c for c in map(Contact.from_row, creatio.iter_by_values(
+        "Contact", "Id", [odata.Guid(i) for i in sorted(want_contacts)], select=list(Contact.SELECT)))}
+    record_contacts = {r.contact_id: known.get(r.contact_id) or found.get(r.contact_id)
+                       for r in waiting if r.contact_id and (r.contact_id in known or r.contact_id in found)}
+    want_users = sorted({r.sys_admin_unit_id for r in waiting if r.sys_admin_unit_id})
+    logins = {s.id: s.name for s in map(SysUser.from_row, creatio.iter_by_values(
+        "SysAdminUnit", "Id", [odata.Guid(i) for i in want_users], select=list(SysUser.SELECT)))}
+    return record_contacts, logins
 
 
 def _lookup(creatio, entity: str, column: str, values: Iterable, select, extra_filter: str | None,

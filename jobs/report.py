@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,9 +54,9 @@ class RunReport:
             counts["failed"] = sum(1 for o in self.applied.outcomes if not o.ok)
         return counts
 
-    def as_json(self) -> dict[str, Any]:
+    def iter_actions(self):
+        """Every action as a JSON-ready dict, with its outcome once applied (lazily: runs can be large)."""
         outcomes = {id(o.action): o for o in self.applied.outcomes} if self.applied else {}
-        actions = []
         for action in self.plan.actions:
             item = action.as_dict()
             done = outcomes.get(id(action))
@@ -63,9 +64,11 @@ class RunReport:
                 item["outcome"] = "applied" if done.ok else "failed"
                 if done.message:
                     item["message"] = done.message
-            actions.append(item)
+            yield item
+
+    def as_json(self, *, actions: bool = True) -> dict[str, Any]:
         out = {"run_id": self.run_id, "job": self.job, "dry_run": self.dry_run, "outcome": self.outcome,
-               "counts": self.counts(), "actions": actions,
+               "counts": self.counts(), "actions": list(self.iter_actions()) if actions else [],
                "conflicts": [c.as_dict() for c in self.plan.conflicts],
                "warnings": [w.as_dict() for w in self.plan.warnings],
                "errors": [e.as_dict() for e in self.errors]}
@@ -111,3 +114,57 @@ def render_text(report: RunReport, *, limit: int = 20) -> str:
         if len(report.plan.actions) > limit:
             lines.append(f"    ... and {len(report.plan.actions) - limit} more (see --json)")
     return "\n".join(lines)
+
+
+OUTCOME_ORDER = ("failed", "guard_tripped", "interrupted", "conflicts", "planned", "in_sync")
+
+
+def combined_json(reports: list[RunReport], *, actions: bool = True) -> dict[str, Any]:
+    """One JSON object for a cycle of several jobs (one job: that job's report as it is).
+
+    ``run_id`` is the first job's; ``run_ids`` names each job's run (what ``history`` shows);
+    actions, conflicts, warnings and errors carry the ``job`` they belong to; counts are summed.
+    """
+    if len(reports) == 1:
+        return reports[0].as_json(actions=actions)
+    parts = [r.as_json(actions=actions) for r in reports]
+    out: dict[str, Any] = {"run_id": parts[0]["run_id"], "run_ids": {p["job"]: p["run_id"] for p in parts},
+                           "dry_run": parts[0]["dry_run"],
+                           "outcome": min((p["outcome"] for p in parts), key=OUTCOME_ORDER.index),
+                           "counts": dict(sum((Counter(p["counts"]) for p in parts), Counter()))}
+    for key in ("actions", "conflicts", "warnings", "errors"):
+        out[key] = [{**item, "job": p["job"]} for p in parts for item in p[key]]
+    out["jobs"] = {p["job"]: {k: v for k, v in p.items() if k not in ("actions", "conflicts", "warnings", "errors")}
+                   for p in parts}
+    return out
+
+
+def write_json(reports: list[RunReport], out) -> None:
+    """``combined_json(reports)`` written to ``out`` as it is encoded, one action at a time.
+
+    A run of tens of thousands of actions would otherwise be built as one large tree and one large
+    string before a byte is written.
+    """
+    head = combined_json_without_actions(reports)
+    out.write("{\n")
+    for key, value in head.items():
+        out.write(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False, default=str)},\n")
+    out.write('  "actions": [')
+    first = True
+    for report in reports:
+        for item in report.iter_actions():
+            if len(reports) > 1:
+                item["job"] = report.job
+            out.write(("\n    " if first else ",\n    ") + json.dumps(item, ensure_ascii=False, default=str))
+            first = False
+    out.write("\n  ]\n}\n")
+
+
+def combined_json_without_actions(reports: list[RunReport]) -> dict[str, Any]:
+    if len(reports) == 1:
+        data = reports[0].as_json(actions=False)
+        data.pop("actions")
+        return data
+    data = combined_json(reports, actions=False)
+    data.pop("actions")
+    return data

@@ -8,6 +8,7 @@ from .config import AppConfig
 from .progress import Progress
 from .report import RunReport
 from .runner import run_users
+from .runner_licenses import run_licenses
 from .wiring import creatio_client, state_store, webitel_client
 
 
@@ -15,7 +16,10 @@ class RunBusy(SyncError):
     """Another run of this configuration is in progress."""
 
 
-def run_once(config: AppConfig, *, dry_run: bool = False, jobs: tuple[str, ...] = ("users",),
+JOBS = {"users": run_users, "licenses": run_licenses}
+
+
+def run_once(config: AppConfig, *, dry_run: bool = False, jobs: tuple[str, ...] = ("users", "licenses"),
              progress: Progress | None = None, webitel=None, creatio=None) -> list[RunReport]:
     """Run the given jobs once, in order. A dry run takes no lock (it writes nothing to the systems)."""
     webitel = webitel or webitel_client(config)
@@ -29,10 +33,8 @@ def run_once(config: AppConfig, *, dry_run: bool = False, jobs: tuple[str, ...] 
                           f"{info.get('acquired_at', '?')}); this run was not started")
         try:
             for job in jobs:
-                if job == "users":
-                    reports.append(run_users(config, webitel=webitel, creatio=creatio, store=store,
-                                             dry_run=dry_run, progress=shown,
-                                             heartbeat=lock.heartbeat if not dry_run else (lambda: None)))
+                reports.append(JOBS[job](config, webitel=webitel, creatio=creatio, store=store, dry_run=dry_run,
+                                         progress=shown, heartbeat=lock.heartbeat if not dry_run else (lambda: True)))
         finally:
             if not dry_run:
                 lock.release()

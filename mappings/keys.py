@@ -47,8 +47,8 @@ def account_id(name: str) -> str:
     return _id("account", normalise_key(name))
 
 
-def extension_comm_id(domain: str, webitel_id: int) -> str:
-    """Id of the Extension communication option created on a user's contact."""
+def extension_comm_id(domain: str, webitel_id: int | str) -> str:
+    """Id of the Extension communication option created on a user's contact (or a record's)."""
     return _id("extension", normalise_key(domain), webitel_id)
 
 

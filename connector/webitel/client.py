@@ -242,7 +242,7 @@ def _first_problem(exc: ValidationError) -> str:
 
 def _parse_user(raw: Any) -> WebitelUser | RecordError:
     try:
-        return WebitelUser.model_validate(raw)
+        return WebitelUser.parse(raw)
     except ValidationError as exc:
         err = exc.errors(include_input=False, include_url=False)[0]
         field = str(err["loc"][0]) if err["loc"] else ""

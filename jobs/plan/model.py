@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Action:
     """One write the run intends to make (or, for ``link_record``, one state-store link to keep).
 
@@ -21,6 +21,8 @@ class Action:
         old: the values before (logical field names), for updates.
         new: the values after.
         depends_on: Ids created earlier in the same plan that this write refers to.
+        link_extra: what the state-store link of this user records once the action lands (the
+            name and extension both sides agree on, the baseline of the next field merge).
     """
 
     kind: str
@@ -32,6 +34,7 @@ class Action:
     old: dict[str, Any] | None = None
     new: dict[str, Any] | None = None
     depends_on: tuple[str, ...] = ()
+    link_extra: dict[str, Any] | None = None
 
     @property
     def writes(self) -> bool:
@@ -51,7 +54,7 @@ class Action:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Issue:
     """A conflict, warning or error found while planning or applying.
 

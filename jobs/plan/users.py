@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from mappings import keys
+from mappings.keys import normalise_key
 from mappings.users import UserFacts, contact_draft, display_name, record_fields
 
 from .extensions import Claim, resolve_extensions
 from .match import Matcher
 from .model import Action, Issue, Plan
+from .provision import (SYNCED_FIELDS, ProvisionOptions, check_candidates, delete_action, merge_field,
+                        provision_action, provision_candidates, update_webitel_action)
 
 from mappings.users import RECORD_FIELDS as COMPARED
 
@@ -35,6 +38,9 @@ class UsersSnapshot:
         accounts: the accounts named like the configured account.
         communications: Extension communication options of the candidate contacts.
         links: the state store's links, Webitel id -> record Id.
+        baselines: per linked Webitel id, the name and extension both sides agreed on last run.
+        record_contacts: contacts of records awaiting provisioning, by Id.
+        sys_logins: logins of the Creatio users of records awaiting provisioning, by Id.
     """
 
     domain: str
@@ -46,6 +52,9 @@ class UsersSnapshot:
     accounts: tuple[Any, ...] = ()
     communications: tuple[Any, ...] = ()
     links: Mapping[str, str] = field(default_factory=dict)
+    baselines: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    record_contacts: Mapping[str, Any] = field(default_factory=dict)
+    sys_logins: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class UserPlanOptions:
     max_deactivation_share: float = 0.10
     sync_extension_communication: bool = True
     record_fields: frozenset[str] = frozenset(COMPARED)  # the fields the profile's record has
+    provisioning: ProvisionOptions = ProvisionOptions(enabled=False)
 
 
 def plan_users(snapshot: UsersSnapshot, options: UserPlanOptions) -> Plan:
@@ -77,8 +87,11 @@ class _Builder:
     def build(self) -> Plan:
         matcher = Matcher(self.s)
         planned: list[tuple[Any, str, Any]] = []  # (user, label, match)
+        deleted = self._deleted_in_creatio(matcher)
         for user in sorted(self.s.users, key=lambda u: u.id):
             label = f"{user.username.strip() or '<no username>'} (id {user.id})"
+            if user.id in deleted:
+                continue
             if not user.username.strip():
                 self.errors.append(Issue("invalid_user", "blank username: cannot be matched or imported",
                                          user=label, webitel_id=user.id, field="username"))
@@ -90,14 +103,81 @@ class _Builder:
             planned.append((user, label, found))
             self.stats[f"matched_by_{found.step or 'link'}"] = self.stats.get(f"matched_by_{found.step or 'link'}", 0) + 1
         planned = self._one_record_per_contact(planned)
-        vanished, guard = self._vanished(planned)
+        self.merged = {user.id: self._merge_fields(user, label, found) for user, label, found in planned}
+        vanished, guard = self._vanished(planned, deleted)
         refused = self._extensions(planned, vanished if guard is None else [])
         for user, label, found in planned:
             self._plan_user(user, label, found, user.id in refused)
         if guard is None:
             self._retire(vanished)
+            self._delete_in_webitel(deleted)
+        self._provision(planned)
         return Plan("users", tuple(self.actions), tuple(self.conflicts), tuple(self.warnings),
                     tuple(self.errors), guard, self.stats)
+
+    # ---- Creatio -> Webitel ---------------------------------------------------------------------
+    def _deleted_in_creatio(self, matcher: Matcher) -> dict[int, str]:
+        """Linked users whose record was deleted in Creatio: Webitel id -> the record's Id."""
+        p = self.o.provisioning
+        if not p.enabled or p.on_delete == "keep":
+            return {}
+        present = {u.id for u in self.s.users}
+        return {int(wid): rid for wid, rid in self.s.links.items()
+                if wid.isdigit() and int(wid) in present and rid not in matcher.records_by_id}
+
+    def _delete_in_webitel(self, deleted: dict[int, str]) -> None:
+        names = {u.id: u.username for u in self.s.users}
+        for wid, rid in sorted(deleted.items()):
+            self.actions.append(delete_action(str(wid), f"{names.get(wid, '?')} (id {wid})", rid,
+                                              self.o.provisioning.on_delete))
+
+    def _merge_fields(self, user, label: str, found) -> dict[str, str]:
+        """Name and extension as both sides should have them (linked records only are merged)."""
+        webitel = {"name": display_name(UserFacts(user.id, user.username, user.name, "", "")),
+                   "extension": user.extension.strip()}
+        record = found.record
+        p = self.o.provisioning
+        if record is None or not p.enabled or found.step != "link":
+            return webitel
+        base = self.s.baselines.get(str(user.id))
+        merged = {}
+        for name in SYNCED_FIELDS:
+            creatio = (getattr(record, name) or "").strip() if name in self.o.record_fields else webitel[name]
+            result = merge_field(webitel[name], creatio, base.get(name) if base else None,
+                                 p.owners.get(name, "webitel"))
+            merged[name] = result.value
+            if result.lost is not None:
+                self.warnings.append(Issue("edit_conflict", f"{name} changed on both sides; the "
+                                           f"{p.owners.get(name, 'webitel')} value {result.value!r} wins over "
+                                           f"{result.lost!r}", user=label, webitel_id=user.id, field=name))
+        return merged
+
+    def _provision(self, planned) -> None:
+        p = self.o.provisioning
+        if not p.enabled:
+            return
+        adopted = {found.record.id for _, _, found in planned if found.record is not None}
+        linked = set(self.s.links.values())
+        candidates, issues = provision_candidates(self.s.records, linked_ids=linked, adopted_ids=adopted,
+                                                  contacts=self.s.record_contacts, sys_logins=self.s.sys_logins)
+        webitel_ext = {u.extension.strip(): f"{u.username} (id {u.id})" for u in self.s.users if u.extension.strip()}
+        record_ext: dict[str, list[str]] = {}
+        for record in self.s.records:
+            if record.active is not False and (record.extension or "").strip():
+                record_ext.setdefault(record.extension.strip(), []).append(f"Creatio record {record.username or record.name!r} ({record.id})")
+        usernames = {normalise_key(u.username) for u in self.s.users}
+        ok, refusals = check_candidates(candidates, webitel_extensions=webitel_ext, webitel_usernames=usernames,
+                                        record_extensions=record_ext)
+        self.conflicts.extend(issues + refusals)
+        for cand in ok:
+            self.actions.append(provision_action(cand))
+            contact = cand.record.contact_id
+            if self.o.sync_extension_communication and contact and not any(
+                    c.number.strip() == cand.extension for c in self._comms_by_contact().get(contact, [])):
+                cid = keys.extension_comm_id(self.s.domain, f"record:{cand.record.id}")
+                self.actions.append(Action("create_extension_comm", "ContactCommunication", cid,
+                                           f"extension_comm:record:{cand.record.id}", cand.username,
+                                           new={"contact_id": contact, "number": cand.extension}))
 
     # ---- per user -------------------------------------------------------------------------------
     def _one_record_per_contact(self, planned):
@@ -135,22 +215,42 @@ class _Builder:
             self.actions.append(Action("create_contact", "Contact", contact, f"contact:{user.id}", label, user.id,
                                        new=draft, depends_on=(account,) if account else ()))
             depends = (contact,)
+        merged = self.merged.get(user.id, {})
+        if merged:
+            facts = UserFacts(user.id, user.username, merged["name"], user.email, merged["extension"])
         fields = record_fields(facts, contact_id=contact, sys_admin_unit_id=found.sys_user_id,
                                extension=None if extension_refused else facts.extension)
         fields = {k: v for k, v in fields.items() if k in self.o.record_fields}
+        to_webitel = {k: merged[k] for k in SYNCED_FIELDS if merged and merged[k] != (
+            display_name(UserFacts(user.id, user.username, user.name, "", "")) if k == "name" else user.extension.strip())}
+        if extension_refused:
+            to_webitel.pop("extension", None)
+        agreed = {"name": fields.get("name", facts.name), "extension": facts.extension if not extension_refused
+                  else (record.extension if record is not None else "")}
+        if to_webitel:
+            old = {"name": user.name, "extension": user.extension}
+            self.actions.append(update_webitel_action(user, record.id, label, to_webitel,
+                                                      {k: old[k] for k in to_webitel}, link_extra=agreed))
+        # Until the Webitel side agrees, the link keeps the old baseline (a failed PATCH must not
+        # make the next run mistake the admin's Creatio edit for the older value).
+        old_base = self.s.baselines.get(str(user.id))
+        link_extra = agreed if not to_webitel else (_as_dict(old_base) if old_base else None)
         key = f"webitel_user:{user.id}"
         if record is None:
             rid = keys.user_record_id(self.s.domain, user.id)
             self.actions.append(Action("create_record", "WebitelUser", rid, key, label, user.id, new=fields,
-                                       depends_on=depends))
+                                       depends_on=depends, link_extra=link_extra))
         else:
             old = {k: getattr(record, k) for k in fields}
             changed = {k: v for k, v in fields.items() if v is not None and old[k] != v}
             if changed:
                 self.actions.append(Action("update_record", "WebitelUser", record.id, key, label, user.id,
-                                           old={k: old[k] for k in changed}, new=changed))
-            elif self.s.links.get(str(user.id)) != record.id:
-                self.actions.append(Action("link_record", "WebitelUser", record.id, key, label, user.id))
+                                           old={k: old[k] for k in changed}, new=changed, link_extra=link_extra))
+            elif self.s.links.get(str(user.id)) != record.id or (
+                    link_extra is not None and self.o.provisioning.enabled
+                    and _as_dict(self.s.baselines.get(str(user.id))) != link_extra):
+                self.actions.append(Action("link_record", "WebitelUser", record.id, key, label, user.id,
+                                           link_extra=link_extra))
         if self.o.sync_extension_communication and facts.extension and not extension_refused and contact:
             self._extension_comm(user, label, contact, facts.extension, depends)
 
@@ -216,7 +316,7 @@ class _Builder:
         return refused
 
     # ---- vanished users -------------------------------------------------------------------------
-    def _vanished(self, planned) -> tuple[list[Any], Issue | None]:
+    def _vanished(self, planned, deleted: dict[int, str]) -> tuple[list[Any], Issue | None]:
         present = {str(u.id) for u in self.s.users} | {str(i) for i, _ in self.s.invalid if i is not None}
         if any(i is None for i, _ in self.s.invalid):
             self.warnings.append(Issue("vanished_skipped", "a Webitel user without a readable id: vanished users "
@@ -230,12 +330,13 @@ class _Builder:
             return gone, None
         if self.o.on_missing == "deactivate":
             gone = [r for r in gone if r.active is not False]
-        active_linked = sum(1 for r in linked if r.active is not False)
+        active_linked = sum(1 for r in linked if r.active is not False) + len(deleted)
         limit = min(self.o.max_deactivations, math.ceil(self.o.max_deactivation_share * active_linked))
-        if len(gone) > limit:
-            guard = Issue("deactivation_cap", f"{len(gone)} Webitel users disappeared, more than the limit of "
+        if len(gone) + len(deleted) > limit:
+            guard = Issue("deactivation_cap", f"{len(gone)} Webitel users disappeared and {len(deleted)} records "
+                          "were deleted in Creatio, more than the limit of "
                           f"{limit} (max_deactivations {self.o.max_deactivations}, max_deactivation_share "
-                          f"{self.o.max_deactivation_share} of {active_linked}); nothing was deactivated")
+                          f"{self.o.max_deactivation_share} of {active_linked}); nothing was deactivated or deleted")
             self.conflicts.append(guard)
             return gone, guard
         return gone, None
@@ -255,3 +356,10 @@ class _Builder:
                 self.actions.append(Action("deactivate_record", "WebitelUser", record.id, key, label,
                                            int(wid) if str(wid).isdigit() else None, old={"active": True},
                                            new={"active": False}))
+
+
+def _as_dict(baseline) -> dict:
+    """A stored baseline (a ``Baseline`` or a plain mapping) as the dict a link keeps."""
+    if baseline is None:
+        return {}
+    return {name: baseline.get(name) for name in SYNCED_FIELDS}

@@ -238,7 +238,7 @@ def create_state_engine(url: str) -> Engine:
             cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
             cursor.execute("PRAGMA foreign_keys = ON")
             if not in_memory:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _set_wal(cursor)
         finally:
             cursor.close()
 
@@ -251,6 +251,23 @@ def create_state_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _set_wal(cursor: Any, attempts: int = 50) -> None:
+    """Switch to WAL; retried, because two processes opening a new file at once race for the
+    exclusive lock the switch needs, and SQLite answers "database is locked" at once there rather
+    than waiting on the busy timeout."""
+    import sqlite3
+    import time
+
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 @contextmanager

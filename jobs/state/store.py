@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import uuid
-from typing import Iterable, Mapping, Sequence
+from typing import Iterator, Iterable, Mapping, Sequence
 
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -93,10 +93,16 @@ class StateStore:
 
     def link_rows(self, kind: str) -> list[Link]:
         """Every link of ``kind`` with its details, ordered by source key."""
+        return list(self.iter_link_rows(kind))
+
+    def iter_link_rows(self, kind: str) -> Iterator[Link]:
+        """``link_rows`` one at a time, fetched in chunks, so tens of thousands never sit in memory at once."""
         t = schema.links
         with self._engine.connect() as connection:
-            rows = connection.execute(select(t).where(t.c.kind == kind).order_by(t.c.source_key))
-            return [link_from_row(row) for row in rows]
+            result = connection.execution_options(yield_per=2000).execute(
+                select(t).where(t.c.kind == kind).order_by(t.c.source_key))
+            for row in result:
+                yield link_from_row(row)
 
     def put_links(self, kind: str, pairs: Iterable[tuple], *, run_id: str | None,
                   now: dt.datetime) -> None:

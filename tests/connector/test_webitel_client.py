@@ -1,6 +1,5 @@
 """The Webitel client against mocked HTTP: exact requests, auth, paging, retries, errors, secrets."""
 
-import json
 import logging
 from datetime import datetime, timezone
 
@@ -229,5 +228,5 @@ def test_secrets_never_in_errors_or_logs(caplog):
 
 
 def test_user_label_and_serials():
-    user = WebitelUser.model_validate({"id": "3", "username": "x", "license": [{"id": "a"}, {"id": "b"}]})
+    user = WebitelUser.parse({"id": "3", "username": "x", "license": [{"id": "a"}, {"id": "b"}]})
     assert user.label() == "x (id 3)" and user.serials == {"a", "b"}

@@ -5,24 +5,6 @@ from __future__ import annotations
 import pytest
 
 from jobs.config import load_config
-from sandbox.harness import start_sandbox
-
-NOW_MS = 1_790_000_000_000  # 2026-09-21: a fixed "today" for the licence catalog
-
-
-@pytest.fixture
-def make_sandbox():
-    started = []
-
-    def make(users: int = 120, seed: int = 3, **kw):
-        box = start_sandbox(users, seed=seed, now_ms=NOW_MS, **kw)
-        started.append(box)
-        return box
-
-    yield make
-    for box in started:
-        box.stop()
-
 
 @pytest.fixture
 def make_config(tmp_path):

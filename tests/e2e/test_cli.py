@@ -49,16 +49,18 @@ def test_dry_run_json_writes_nothing_then_run_and_history(config_file):
     assert done["counts"]["applied"] == sum(1 for a in done["actions"] if a["outcome"] == "applied") > 0
     history = cli("--config", str(path), "history", "--json")
     runs = json.loads(history.stdout)
-    assert [r["run_id"] for r in runs[:2]] == [done["run_id"], report["run_id"]]
-    assert runs[0]["outcome"] == "conflicts" and runs[1]["dry_run"] is True
-    one = json.loads(cli("--config", str(path), "history", done["run_id"][:8], "--json").stdout)
+    by_id = {r["run_id"]: r for r in runs}
+    assert set(done["run_ids"].values()) | set(report["run_ids"].values()) <= by_id.keys()
+    assert by_id[done["run_ids"]["users"]]["outcome"] == "conflicts"
+    assert by_id[report["run_ids"]["users"]]["dry_run"] is True and by_id[report["run_ids"]["licenses"]]["job"] == "licenses"
+    one = json.loads(cli("--config", str(path), "history", done["run_ids"]["users"][:8], "--json").stdout)
     created = [e for e in one["events"] if e["action"] == "create_record"]
     assert created and created[0]["outcome"] == "applied" and created[0]["new"]["webitel_id"]
     key = created[0]["key"]
     trail = cli("--config", str(path), "history", "--object", key)
     assert "create_record applied" in trail.stdout
     text = cli("--config", str(path), "history")
-    assert done["run_id"][:8] in text.stdout and "conflicts" in text.stdout
+    assert done["run_ids"]["licenses"][:8] in text.stdout and "conflicts" in text.stdout
 
 
 def test_check_reaches_both_systems_and_names_missing_columns(config_file, tmp_path):

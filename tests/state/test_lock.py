@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pgtest import postgres_url
 from sqlalchemy import create_engine, text
 
 from jobs.state import LockBusy, RunLock, StateStore
@@ -31,19 +32,6 @@ def at(seconds: float) -> dt.datetime:
     return T0 + dt.timedelta(seconds=seconds)
 
 
-def postgres_url() -> str:
-    """The test server's URL with the state tables dropped, or skip saying why there is none."""
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        pytest.skip("psycopg is not installed")
-    url = os.environ.get("WCSYNC_TEST_PG_URL")
-    if not url:
-        pytest.skip("WCSYNC_TEST_PG_URL is not set")
-    engine = create_engine(url)
-    schema.metadata.drop_all(engine)
-    engine.dispose()
-    return url
 
 
 @pytest.fixture
@@ -231,8 +219,6 @@ def test_a_crashed_process_lease_expires(url: str, sqlite_store: StateStore) -> 
     """A holder that crashed on *another* host blocks until its lease runs out."""
     subprocess.run([sys.executable, "-c", CRASHER, url], cwd=ROOT, check=True, timeout=60)
     from sqlalchemy import update
-
-    from jobs.state import schema
 
     with sqlite_store._engine.begin() as connection:  # the crash happened on another machine
         connection.execute(update(schema.locks).values(host="another-host"))

@@ -8,7 +8,6 @@ the SQLite file itself take ``sqlite_url`` directly.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from pgtest import postgres_url as _pg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, event
@@ -34,16 +34,6 @@ def at(seconds: float) -> dt.datetime:
     return T0 + dt.timedelta(seconds=seconds)
 
 
-def postgres_url() -> str:
-    """The test server's URL, or skip saying why there is none."""
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        pytest.skip("psycopg is not installed")
-    url = os.environ.get("WCSYNC_TEST_PG_URL")
-    if not url:
-        pytest.skip("WCSYNC_TEST_PG_URL is not set")
-    return url
 
 
 def drop_state_tables(url: str) -> None:
@@ -62,7 +52,7 @@ def store(request: pytest.FixtureRequest, sqlite_url: str):
     if request.param == "sqlite":
         url = sqlite_url
     else:
-        url = postgres_url()
+        url = _pg(empty=False)
         drop_state_tables(url)
     with StateStore.open(url) as opened:
         yield opened

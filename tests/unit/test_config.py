@@ -40,7 +40,7 @@ def test_example_config_parses_and_documents_every_section():
     data["webitel"]["password"] = "pw-0123456789"
     data["creatio"]["password"] = "pw-0123456789"
     config = load_config(data=data)
-    assert set(data) == {"webitel", "creatio", "retry", "sync", "licenses", "schedule", "state", "serve"}
+    assert set(data) == {"webitel", "creatio", "retry", "sync", "licenses", "schedule", "state", "serve", "provisioning"}
     assert config.creatio.objects.webitel_user.entity == "WebitelUser"
     assert config.webitel.page_size == 1000
 
@@ -147,3 +147,28 @@ def test_secrets_never_in_repr_or_errors(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, bad))
     assert "tok-0123456789" not in str(info.value)
+
+
+def test_every_key_the_code_reads_is_documented_in_the_example():
+    from pydantic import BaseModel
+
+    from jobs.config import AppConfig
+
+    data = tomllib.loads((ROOT / "config.example.toml").read_text())
+    text = (ROOT / "config.example.toml").read_text()
+    missing = []
+
+    def walk(model, node, path):
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            nested = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+            if nested is None:
+                args = [a for a in getattr(annotation, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+                nested = args[0] if args else None
+            if nested is not None and name in node:
+                walk(nested, node[name], f"{path}{name}.")
+            elif name not in node and f"# {name} =" not in text and f"#{name} =" not in text:
+                missing.append(path + name)
+
+    walk(AppConfig, data, "")
+    assert missing == [], f"keys read by the code but not documented in config.example.toml: {missing}"

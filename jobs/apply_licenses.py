@@ -1,0 +1,110 @@
+"""How the licences plan is written: catalog and grant rows through ``$batch``, Webitel grants by user.
+
+A Webitel grant change PATCHes the user's complete ``license`` list (the API has no grant
+endpoint), computed from a fresh read of the user made just before, so a grant an administrator
+made meanwhile is kept. Fresh reads are made for a chunk of users at once (``GET /users?id=..``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from connector.creatio.batch import BatchOp
+from connector.creatio.records import GrantRecord, LicenseRecord
+from connector.errors import ConnectorError
+from connector.webitel import WebitelUser
+from mappings.profiles import ObjectModel
+
+from .apply import ApplyResult, Outcome, Step, batch_step
+from .plan import Action
+from .plan.grants import Grant
+
+FRESH_READ_CHUNK = 100  # user ids per fresh read: well inside a URL's length
+
+
+def catalog_op(action: Action, model: ObjectModel) -> BatchOp | None:
+    entity = LicenseRecord.entity(model)
+    if action.kind == "create_license":
+        return BatchOp("POST", entity, body=LicenseRecord.to_row(LicenseRecord(id=action.id, **(action.new or {})), model),
+                       ref=action.key)
+    if action.kind == "update_license":
+        return BatchOp("PATCH", entity, id=action.id, body=LicenseRecord.to_row(action.new or {}, model), ref=action.key)
+    return None
+
+
+def grant_row_op(action: Action, model: ObjectModel) -> BatchOp | None:
+    entity = GrantRecord.entity(model)
+    if action.kind == "create_grant_row":
+        new = action.new or {}
+        row = GrantRecord(id=action.id, user_id=new["user_id"], license_id=new["license_id"])
+        return BatchOp("POST", entity, body=GrantRecord.to_row(row, model), ref=action.key)
+    if action.kind == "delete_grant_row":
+        return BatchOp("DELETE", entity, id=action.id, ref=action.key)
+    return None
+
+
+def webitel_grant_step(webitel, serial_case: dict[str, str]) -> Step:
+    """Grants and revocations in Webitel, one PATCH per user with its complete new list."""
+
+    def run(actions: list[Action]) -> list[Outcome]:
+        by_user: dict[int, list[Action]] = defaultdict(list)
+        for action in actions:
+            by_user[int(action.webitel_id)].append(action)
+        fresh: dict[int, frozenset[str]] = {}
+        for user in webitel.iter_users(id=sorted(by_user), fields=("id", "license")):
+            if isinstance(user, WebitelUser):
+                fresh[user.id] = frozenset(user.serials)
+        outcomes: list[Outcome] = []
+        for uid, todo in sorted(by_user.items()):
+            if uid not in fresh:
+                outcomes += [Outcome(a, False, "the Webitel user no longer exists") for a in todo]
+                continue
+            current = {s.lower(): s for s in fresh[uid]}
+            wanted = dict(current)
+            for action in todo:
+                serial = (action.new or action.old or {})["license"]
+                if action.kind == "grant_webitel":
+                    wanted[serial] = serial_case.get(serial, serial)
+                else:
+                    wanted.pop(serial, None)
+            if set(wanted) == set(current):
+                outcomes += [Outcome(a, True, already_existed=True) for a in todo]
+                continue
+            try:
+                webitel.set_user_licenses(uid, sorted(wanted.values()))
+            except ConnectorError as exc:
+                outcomes += [Outcome(a, False, str(exc)) for a in todo]
+            else:
+                outcomes += [Outcome(a, True) for a in todo]
+        return outcomes
+
+    return Step(("revoke_webitel", "grant_webitel"), run, FRESH_READ_CHUNK)
+
+
+def license_steps(webitel, creatio, model: ObjectModel, serial_case: dict[str, str]) -> list[Step]:
+    return [batch_step(("create_license", "update_license"), creatio, lambda a: catalog_op(a, model)),
+            webitel_grant_step(webitel, serial_case),
+            batch_step(("create_grant_row", "delete_grant_row"), creatio, lambda a: grant_row_op(a, model))]
+
+
+def sides_after(webitel: frozenset[Grant], creatio: frozenset[Grant],
+                result: ApplyResult | None) -> tuple[frozenset[Grant], frozenset[Grant]]:
+    """Both sides' grants after the run, from what actually landed."""
+    w, c = set(webitel), set(creatio)
+    if result is None:
+        return frozenset(w), frozenset(c)
+    failed_rows: set[str] = {o.action.key for o in result.outcomes if not o.ok and o.action.kind == "delete_grant_row"}
+    for o in result.outcomes:
+        if not o.ok:
+            continue
+        a = o.action
+        grant = (str(a.webitel_id), (a.new or a.old or {}).get("license", ""))
+        if a.kind == "grant_webitel":
+            w.add(grant)
+        elif a.kind == "revoke_webitel":
+            w.discard(grant)
+        elif a.kind == "create_grant_row":
+            c.add(grant)
+        elif a.kind == "delete_grant_row" and a.key not in failed_rows:
+            c.discard(grant)
+    return frozenset(w), frozenset(c)

@@ -1,0 +1,69 @@
+"""Writing the Creatio -> Webitel half of the users plan: create, update and delete Webitel users.
+
+A create is not blindly retried (Webitel offers no client-chosen id), so it first looks the
+username up: a user left by a run that crashed between the create and the write-back is found and
+linked instead of created twice. The new Webitel id is then written back to the record.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from connector.creatio.records import WebitelUserRecord
+from connector.errors import Conflict, ConnectorError
+from mappings.profiles import ObjectModel
+
+from .apply import Outcome, Step
+
+log = logging.getLogger(__name__)
+
+
+def provision_step(webitel, creatio, model: ObjectModel, *, password: str) -> Step:
+    """``create_webitel_user``: find by username, else create; then write the id back to the record."""
+
+    def run(actions) -> list[Outcome]:
+        outcomes = []
+        for action in actions:
+            new = dict(action.new or {})
+            try:
+                user = webitel.find_user(new["username"])
+                found = user is not None
+                if user is None:
+                    body = {k: new[k] for k in ("username", "name", "email", "extension") if new.get(k)}
+                    secret = webitel.generate_password() if password == "generate" else None
+                    user = webitel.create_user(body, password=secret)
+                changes = {"webitel_id": str(user.id), "username": new["username"], "active": True}
+                creatio.update(model.webitel_user.entity, action.id, WebitelUserRecord.to_row(changes, model))
+            except Conflict as exc:
+                kind = {"username": "duplicate_username", "extension": "duplicate_extension",
+                        "email": "duplicate_email"}.get(exc.field, "conflict")
+                outcomes.append(Outcome(action, False, f"{kind}: {exc}", issue=kind))
+                continue
+            except ConnectorError as exc:
+                outcomes.append(Outcome(action, False, str(exc)))
+                continue
+            outcomes.append(Outcome(action, True, "an existing Webitel user with this username was linked" if found
+                                    else "", already_existed=found, detail={"webitel_id": str(user.id)}))
+        return outcomes
+
+    return Step(("create_webitel_user",), run, 20)
+
+
+def webitel_user_step(webitel) -> Step:
+    """``update_webitel_user`` (PATCH the changed fields) and ``delete_webitel_user``."""
+
+    def run(actions) -> list[Outcome]:
+        outcomes = []
+        for action in actions:
+            try:
+                if action.kind == "update_webitel_user":
+                    webitel.patch_user(int(action.webitel_id), dict(action.new or {}))
+                else:
+                    webitel.delete_user(int(action.webitel_id), permanent=bool((action.new or {}).get("permanent")))
+            except ConnectorError as exc:
+                outcomes.append(Outcome(action, False, str(exc)))
+            else:
+                outcomes.append(Outcome(action, True))
+        return outcomes
+
+    return Step(("update_webitel_user", "delete_webitel_user"), run, 50)

@@ -1,0 +1,226 @@
+"""The licences job's plan: the catalog pushed to Creatio and grants merged both ways. Pure.
+
+Catalog: every Webitel licence becomes a licence record in Creatio (created with our own Id,
+updated when it changes: a renewed key extends its validity), never duplicated.
+Grants: ``jobs.plan.grants.merge_grants`` decides; then grants to be made in Webitel are refused
+when the licence is expired, not yet valid, unknown, or a named licence has no seat left (the
+seats go to the lowest Webitel ids first), and grants of a Creatio row whose user is not linked
+are refused. Refused Creatio rows are left in place and reported. Revocations (either side) are
+capped: over the cap, nothing is revoked and the run stops with ``revocation_cap``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+from mappings import keys
+
+from .grants import Grant, Merge, merge_grants
+from .model import Action, Issue, Plan
+
+CATALOG_FIELDS = ("serial", "product", "name", "valid_from", "valid_till", "limit", "used", "concurrent")
+
+
+@dataclass(frozen=True)
+class LicenseSnapshot:
+    """Both sides as read for the licences job.
+
+    Attributes:
+        domain: the Webitel domain (part of our deterministic Ids).
+        now: the moment validity is judged at.
+        licenses: the Webitel catalog (``connector.webitel.License``).
+        webitel_grants: Webitel user id -> the serials the user holds.
+        usernames: Webitel user id -> username, for reports.
+        license_records: the catalog as it is in Creatio (``LicenseRecord``).
+        user_record_ids: Webitel user id -> its Webitel-user record Id in Creatio.
+        grant_rows: "User Licenses" rows (``GrantRecord``).
+        baseline: grants agreed after the last licence sync, or None before the first.
+    """
+
+    domain: str
+    now: datetime
+    licenses: tuple[Any, ...] = ()
+    webitel_grants: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    usernames: Mapping[str, str] = field(default_factory=dict)
+    license_records: tuple[Any, ...] = ()
+    user_record_ids: Mapping[str, str] = field(default_factory=dict)
+    grant_rows: tuple[Any, ...] = ()
+    baseline: frozenset[Grant] | None = None
+    invalid: tuple[Issue, ...] = ()
+
+
+@dataclass(frozen=True)
+class LicensePlanOptions:
+    first_run_winner: str = "webitel"
+    max_revocations: int = 50
+    max_revocation_share: float = 0.10
+
+
+@dataclass(frozen=True)
+class GrantSets:
+    """The merge's inputs, kept so the runner can compute the next baseline from the outcomes."""
+
+    webitel: frozenset[Grant]
+    creatio: frozenset[Grant]
+    baseline: frozenset[Grant] | None
+
+
+def catalog_values(lic) -> dict[str, Any]:
+    """A Webitel licence as the values of its Creatio licence record."""
+    return {"serial": lic.serial.lower(), "product": lic.product, "name": lic.title, "valid_from": lic.valid_from,
+            "valid_till": lic.valid_till, "limit": lic.limit, "used": lic.used, "concurrent": lic.concurrent}
+
+
+def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[Plan, GrantSets]:
+    """Compute the licences job's plan and the grant sets it was computed from."""
+    actions: list[Action] = []
+    conflicts: list[Issue] = []
+    warnings: list[Issue] = []
+    record_by_serial = {r.serial.lower(): r for r in snap.license_records if r.serial}
+    license_ids: dict[str, str] = {s: r.id for s, r in record_by_serial.items()}
+    catalog = {lic.serial.lower(): lic for lic in snap.licenses}
+    for serial, lic in sorted(catalog.items()):
+        actions.extend(_catalog_action(snap.domain, lic, record_by_serial.get(serial), license_ids))
+    for serial in sorted(set(record_by_serial) - set(catalog)):
+        warnings.append(Issue("license_not_in_webitel", f"licence {serial} is in Creatio but no longer in "
+                              "Webitel's registry; left as it is", field="license"))
+
+    serial_of = {r.id: r.serial.lower() for r in snap.license_records if r.serial}
+    webitel_of = {rid: wid for wid, rid in snap.user_record_ids.items()}
+    creatio: set[Grant] = set()
+    rows_by_grant: dict[Grant, list[Any]] = defaultdict(list)
+    for row in snap.grant_rows:
+        wid, serial = webitel_of.get(row.user_id or ""), serial_of.get(row.license_id or "")
+        if wid is None or serial is None:
+            conflicts.append(Issue("grant_without_link", f"User Licenses row {row.id} refers to "
+                                   f"{'a Webitel-user record not linked to any Webitel user' if wid is None else 'an unknown licence record'}"
+                                   "; left in place", field="license"))
+            continue
+        creatio.add((wid, serial))
+        rows_by_grant[(wid, serial)].append(row)
+    for grant, rows in rows_by_grant.items():
+        if len(rows) > 1:
+            warnings.append(Issue("duplicate_grant_rows", f"{len(rows)} User Licenses rows grant {grant[1]}",
+                                  user=_label(snap, grant[0]), webitel_id=int(grant[0]), field="license"))
+    webitel = {(wid, s.lower()) for wid, serials in snap.webitel_grants.items() for s in serials}
+    sets = GrantSets(frozenset(webitel), frozenset(creatio), snap.baseline)
+    merge = merge_grants(sets.webitel, sets.creatio, sets.baseline, first_run_winner=options.first_run_winner)
+    granted, refusals = _refuse(snap, merge, catalog)
+    conflicts.extend(refusals)
+    revokes = _revocations(snap, merge, rows_by_grant)
+    total = len(sets.webitel | sets.creatio)
+    limit = min(options.max_revocations, math.ceil(options.max_revocation_share * total))
+    guard = None
+    if len(revokes) > limit:
+        guard = Issue("revocation_cap", f"{len(revokes)} licence revocations planned, more than the limit of {limit} "
+                      f"(max_revocations {options.max_revocations}, max_revocation_share "
+                      f"{options.max_revocation_share} of {total} grants); nothing was revoked")
+        conflicts.append(guard)
+        revokes = []
+    actions.extend(revokes)
+    for wid, serial in sorted(granted, key=_order):
+        actions.append(Action("grant_webitel", "WebitelGrant", f"{wid}:{serial}", f"grant:{wid}:{serial}",
+                              _label(snap, wid), int(wid), new={"license": serial}))
+    for wid, serial in sorted(merge.add_creatio, key=_order):
+        record = snap.user_record_ids.get(wid)
+        if record is None:
+            continue  # the user is not imported (yet): the grant waits for its record
+        lic_id = license_ids.get(serial)
+        if lic_id is None:
+            continue  # a grant of a licence the catalog lacks cannot be shown in Creatio
+        created = () if serial in record_by_serial else (lic_id,)
+        actions.append(Action("create_grant_row", "WebitelUserLicense", keys.grant_record_id(snap.domain, int(wid), serial),
+                              f"grant:{wid}:{serial}", _label(snap, wid), int(wid),
+                              new={"user_id": record, "license_id": lic_id, "license": serial}, depends_on=created))
+    stats = {"webitel_grants": len(sets.webitel), "creatio_grants": len(sets.creatio),
+             "baseline": -1 if sets.baseline is None else len(sets.baseline)}
+    return Plan("licenses", tuple(actions), tuple(conflicts), tuple(warnings), snap.invalid, guard, stats), sets
+
+
+def _catalog_action(domain: str, lic, record, license_ids: dict[str, str]) -> list[Action]:
+    serial = lic.serial.lower()
+    values = catalog_values(lic)
+    key = f"license:{serial}"
+    if record is None:
+        rid = keys.license_record_id(domain, serial)
+        license_ids[serial] = rid
+        return [Action("create_license", "WebitelLicense", rid, key, new=values)]
+    old = {f: getattr(record, f) for f in CATALOG_FIELDS}
+    changed = {f: v for f, v in values.items() if not _same(old[f], v)}
+    if not changed:
+        return []
+    return [Action("update_license", "WebitelLicense", record.id, key, old={f: old[f] for f in changed}, new=changed)]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, datetime) and isinstance(b, datetime):
+        return abs((a - b).total_seconds()) < 0.001  # Creatio keeps milliseconds
+    if a in (None, "") and b in (None, ""):
+        return True
+    return a == b
+
+
+def _refuse(snap: LicenseSnapshot, merge: Merge, catalog: dict) -> tuple[set[Grant], list[Issue]]:
+    """Split the grants to make in Webitel into allowed ones and refusals."""
+    allowed: set[Grant] = set()
+    issues: list[Issue] = []
+    freed = defaultdict(int)
+    for _, serial in merge.revoke_webitel:
+        freed[serial] += 1
+    waiting: dict[str, list[Grant]] = defaultdict(list)
+    for grant in sorted(merge.grant_webitel, key=_order):
+        wid, serial = grant
+        lic = catalog.get(serial)
+        if wid not in snap.webitel_grants:  # every Webitel user is a key, even one with no grants
+            issues.append(Issue("grant_without_link", "the Webitel user of this grant does not exist",
+                                user=_label(snap, wid), webitel_id=int(wid), field="license"))
+        elif lic is None:
+            issues.append(Issue("license_unknown", f"licence {serial} is not in Webitel's registry; the Creatio "
+                                "row is left in place", user=_label(snap, wid), webitel_id=int(wid), field="license"))
+        elif lic.valid_till is not None and snap.now >= lic.valid_till:
+            issues.append(Issue("license_expired", f"{lic.title} ({serial}) expired on {lic.valid_till:%Y-%m-%d}; "
+                                "not granted, the Creatio row is left in place", user=_label(snap, wid),
+                                webitel_id=int(wid), field="license"))
+        elif lic.valid_from is not None and snap.now < lic.valid_from:
+            issues.append(Issue("license_not_yet_valid", f"{lic.title} ({serial}) is valid from "
+                                f"{lic.valid_from:%Y-%m-%d}; not granted yet", user=_label(snap, wid),
+                                webitel_id=int(wid), field="license"))
+        elif lic.concurrent:
+            allowed.add(grant)
+        else:
+            waiting[serial].append(grant)
+    for serial, grants in sorted(waiting.items()):
+        lic = catalog[serial]
+        seats = max(0, lic.remain + freed[serial])
+        allowed.update(grants[:seats])
+        refused = grants[seats:]
+        if refused:
+            names = tuple(_label(snap, wid) for wid, _ in refused)
+            issues.append(Issue("license_limit_reached", f"{lic.title} ({serial}) has {seats} seat(s) left for "
+                                f"{len(grants)} new grants; not granted to {len(refused)} user(s)",
+                                field="license", others=names))
+    return allowed, issues
+
+
+def _revocations(snap: LicenseSnapshot, merge: Merge, rows_by_grant) -> list[Action]:
+    out = []
+    for wid, serial in sorted(merge.revoke_webitel, key=_order):
+        out.append(Action("revoke_webitel", "WebitelGrant", f"{wid}:{serial}", f"grant:{wid}:{serial}",
+                          _label(snap, wid), int(wid), old={"license": serial}))
+    for grant in sorted(merge.remove_creatio, key=_order):
+        for row in rows_by_grant.get(grant, []):
+            out.append(Action("delete_grant_row", "WebitelUserLicense", row.id, f"grant:{grant[0]}:{grant[1]}",
+                              _label(snap, grant[0]), int(grant[0]), old={"license": grant[1]}))
+    return out
+
+
+def _order(grant: Grant) -> tuple[int, str]:
+    return (int(grant[0]) if grant[0].isdigit() else 0, grant[1])
+
+
+def _label(snap: LicenseSnapshot, wid: str) -> str:
+    return f"{snap.usernames.get(wid, '<unknown>')} (id {wid})"
