@@ -5,6 +5,7 @@ from __future__ import annotations
 from connector.errors import SyncError
 
 from .config import AppConfig
+from .lease import LeaseKeeper
 from .progress import Progress
 from .report import RunReport
 from .runner import run_users
@@ -32,9 +33,16 @@ def run_once(config: AppConfig, *, dry_run: bool = False, jobs: tuple[str, ...] 
             raise RunBusy(f"another run is in progress (holder {info.get('holder', '?')}, since "
                           f"{info.get('acquired_at', '?')}); this run was not started")
         try:
-            for job in jobs:
-                reports.append(JOBS[job](config, webitel=webitel, creatio=creatio, store=store, dry_run=dry_run,
-                                         progress=shown, heartbeat=lock.heartbeat if not dry_run else (lambda: True)))
+            if dry_run:
+                for job in jobs:
+                    reports.append(JOBS[job](config, webitel=webitel, creatio=creatio, store=store, dry_run=True,
+                                             progress=shown))
+            else:
+                # The lease is renewed from a thread, so a long read phase cannot outlive it.
+                with LeaseKeeper(lock, job="run") as keeper:
+                    for job in jobs:
+                        reports.append(JOBS[job](config, webitel=webitel, creatio=creatio, store=store,
+                                                 dry_run=False, progress=shown, heartbeat=keeper.held))
         finally:
             if not dry_run:
                 lock.release()

@@ -230,3 +230,35 @@ def test_secrets_never_in_errors_or_logs(caplog):
 def test_user_label_and_serials():
     user = WebitelUser.parse({"id": "3", "username": "x", "license": [{"id": "a"}, {"id": "b"}]})
     assert user.label() == "x (id 3)" and user.serials == {"a", "b"}
+
+
+@pytest.mark.parametrize("body", [
+    {"id": "c1", "organization": "Corp", "license": [{"id": "s1", "product": "CHAT", "limit": 3, "remain": 1}]},
+    {"customer": {"id": "c1", "organization": "Corp", "license": [{"id": "s1", "product": "CHAT", "limit": 3,
+                                                                   "remain": 1}]}},
+])
+@responses.activate
+def test_get_customer_bare_or_wrapped(body):
+    responses.get(f"{API}/customer", json=body, match=[matchers.header_matcher({"X-Webitel-Access": TOKEN})])
+    customer = client().get_customer()
+    assert customer.organization == "Corp" and customer.licenses[0].used == 2
+
+
+@responses.activate
+def test_password_settings_and_generate():
+    responses.get(f"{API}/users/password/settings", json={"settings": {"password_min_length": 12}})
+    responses.post(f"{API}/users/password/generate", json={"password": "Gen-Erated-1"},
+                   match=[matchers.json_params_matcher({})])
+    c = client()
+    assert c.password_settings() == {"password_min_length": 12}
+    assert c.generate_password() == "Gen-Erated-1"
+
+
+@responses.activate
+def test_find_user_rechecks_the_ilike_answer_for_exact_equality():
+    # The server's username filter is an ILIKE: "eve_x" also matches "eveqx".
+    responses.get(f"{API}/users", json=page([{"id": "1", "username": "eveqx"}, {"id": "2", "username": "Eve_X"}], False),
+                  match=[matchers.query_param_matcher({"username": "eve_x"}, strict_match=False)])
+    assert client().find_user("eve_x").id == 2
+    responses.get(f"{API}/users", json=page([{"id": "1", "username": "eveqx"}], False))
+    assert client().find_user("eve_x") is None

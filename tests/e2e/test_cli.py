@@ -132,3 +132,17 @@ def test_sandbox_command_serves_and_writes_a_config(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
     assert proc.returncode == 0
+
+
+def test_a_second_run_while_one_is_active_is_refused(config_file, tmp_path):
+    from jobs.state import StateStore
+
+    box, path = config_file
+    with StateStore.open(f"sqlite:///{tmp_path / 'state.sqlite'}") as store:
+        lock = store.lock("sync", holder="someone-else:1:test", lease_s=600)
+        assert lock.acquire()
+        result = cli("--config", str(path), "run")
+        lock.release()
+    assert result.returncode == exit_codes.FAILED
+    assert "another run is in progress" in result.stderr and "someone-else" in result.stderr
+    assert box.creatio.stats.writes == 0
