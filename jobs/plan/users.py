@@ -103,7 +103,13 @@ class _Builder:
             planned.append((user, label, found))
             self.stats[f"matched_by_{found.step or 'link'}"] = self.stats.get(f"matched_by_{found.step or 'link'}", 0) + 1
         planned = self._one_record_per_contact(planned)
-        self.merged = {user.id: self._merge_fields(user, label, found) for user, label, found in planned}
+        # Only users whose merged values differ from Webitel's are kept (most are not, and a run
+        # can hold tens of thousands).
+        self.merged = {}
+        for user, label, found in planned:
+            merged = self._merge_fields(user, label, found)
+            if merged != self._webitel_values(user):
+                self.merged[user.id] = merged
         vanished, guard = self._vanished(planned, deleted)
         refused = self._extensions(planned, vanished if guard is None else [])
         for user, label, found in planned:
@@ -131,10 +137,14 @@ class _Builder:
             self.actions.append(delete_action(str(wid), f"{names.get(wid, '?')} (id {wid})", rid,
                                               self.o.provisioning.on_delete))
 
+    @staticmethod
+    def _webitel_values(user) -> dict[str, str]:
+        return {"name": display_name(UserFacts(user.id, user.username, user.name, "", "")),
+                "extension": user.extension.strip()}
+
     def _merge_fields(self, user, label: str, found) -> dict[str, str]:
         """Name and extension as both sides should have them (linked records only are merged)."""
-        webitel = {"name": display_name(UserFacts(user.id, user.username, user.name, "", "")),
-                   "extension": user.extension.strip()}
+        webitel = self._webitel_values(user)
         record = found.record
         p = self.o.provisioning
         if record is None or not p.enabled or found.step != "link":
@@ -309,8 +319,10 @@ class _Builder:
                 self.warnings.append(Issue("duplicate_extension_in_creatio", f"extension {ext} is held by "
                                            f"{len(holders)} Creatio records not linked to Webitel users",
                                            field="extension", others=tuple(holders)))
-        claims = [Claim(user.id, label, user.extension.strip(), found.record)
-                  for user, label, found in planned if user.extension.strip()]
+        wanted = {user.id: self.merged.get(user.id, {}).get("extension", user.extension.strip())
+                  for user, _, _ in planned}
+        claims = [Claim(user.id, label, wanted[user.id], found.record)
+                  for user, label, found in planned if wanted[user.id]]
         refused, issues = resolve_extensions(claims, static)
         self.conflicts.extend(issues)
         return refused

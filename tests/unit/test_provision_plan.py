@@ -69,3 +69,17 @@ def test_creatio_edit_goes_to_webitel_and_baseline_waits_for_it():
     (action,) = plan.actions
     assert action.kind == "update_webitel_user" and action.new == {"extension": "555"} and action.id == "r1"
     assert action.link_extra == {"name": "Ann Lee", "extension": "555"}
+
+
+def test_a_creatio_edited_extension_is_checked_for_uniqueness_too():
+    records = (Rec("r1", name="Ann", username="ann", webitel_id="1", extension="200", contact_id="c1"),
+               Rec("r2", name="Bob", username="bob", webitel_id="2", extension="300", contact_id="c2"))
+    users = (U(1, "ann", "Ann", extension="100"), U(2, "bob", "Bob", extension="200"))
+    snap = UsersSnapshot(domain="d", users=users, records=records, contacts=(C("c1", "x"), C("c2", "y")),
+                         links={"1": "r1", "2": "r2"},
+                         baselines={"1": {"name": "Ann", "extension": "100"}, "2": {"name": "Bob", "extension": "300"}})
+    # ann's record was edited to 200 in Creatio, while bob got 200 in Webitel: both may not have it.
+    plan = plan_users(snap, UserPlanOptions(account_name="acc", provisioning=ProvisionOptions(enabled=True),
+                                            sync_extension_communication=False))
+    (conflict,) = [c for c in plan.conflicts if c.kind == "duplicate_extension"]
+    assert conflict.webitel_id == 2 and conflict.others == ("ann (id 1)",)
