@@ -78,13 +78,7 @@ class Table:
             else:
                 keys = [row[column] for row in self.rows.values()]
             for key, row_id in zip(keys, self.rows):
-                bucket = index.get(key)
-                if bucket is None:
-                    index[key] = row_id
-                elif type(bucket) is str:
-                    index[key] = {bucket, row_id}
-                else:
-                    bucket.add(row_id)
+                _add(index, key, row_id)
             self._indexes[column] = index
         return index
 
