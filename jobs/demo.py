@@ -22,9 +22,11 @@ What you are looking at
   - a Webitel-user record links each user to its contact, with the extension;
   - conflicts were reported and NOT written: an ambiguous name ({ambiguous}), an extension that a
     Creatio-only record already holds ({clash}); a user without extension ({noext}) was imported
-    with a warning, because it cannot register a SIP phone.
-  Run it again and nothing changes. Try `webitel-creatio-sync sandbox --config-out sandbox.toml`
-  and then `run --dry-run --config sandbox.toml` to explore by hand.
+    with a warning, because it cannot register a SIP phone;
+  - the licence job then pushed Webitel's licence catalog to Creatio and mirrored every grant as a
+    "User Licenses" row; from now on a grant added or removed on either side reaches the other.
+  Run it again and nothing changes. To explore by hand: `webitel-creatio-sync sandbox --config-out
+  sandbox.toml`, then `webitel-creatio-sync --config sandbox.toml run --dry-run`, `licenses`, `history`.
 """
 
 

@@ -100,7 +100,7 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
     record_contacts, sys_logins = {}, {}
     if provisioning:
         progress("reading records awaiting provisioning")
-        record_contacts, sys_logins = _provisioning_details(creatio, records, links, contacts)
+        record_contacts, sys_logins = _provisioning_details(creatio, records, links, contacts, stats)
     snapshot = UsersSnapshot(domain=domain, users=tuple(users), invalid=tuple(invalid + bad_rows),
                              records=tuple(records), contacts=tuple(contacts), sys_users=tuple(sys_users),
                              accounts=tuple(accounts), communications=tuple(comms), links=dict(links),
@@ -108,20 +108,30 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
     return snapshot, stats
 
 
-def _provisioning_details(creatio, records, links: dict[str, str], contacts) -> tuple[dict, dict]:
+def _provisioning_details(creatio, records, links: dict[str, str], contacts,
+                          stats: ReadStats) -> tuple[dict, dict]:
     """Contacts and Creatio-user logins of the records no Webitel user is linked to (usually few)."""
     linked = set(links.values())
     waiting = [r for r in records if not r.webitel_id and r.id not in linked and r.active is not False]
     known = {c.id: c for c in contacts}
-    want_contacts = {r.contact_id for r in waiting if r.contact_id and r.contact_id not in known}
-    found = {c.id: c for c in map(Contact.from_row, creatio.iter_by_values(
-        "Contact", "Id", [odata.Guid(i) for i in sorted(want_contacts)], select=list(Contact.SELECT)))}
+    want_contacts = [odata.Guid(i) for i in sorted({r.contact_id for r in waiting
+                                                     if r.contact_id and r.contact_id not in known})]
+    found = {c.id: c for c in map(Contact.from_row, _by_ids(creatio, "Contact", want_contacts, Contact.SELECT,
+                                                             stats, "Contact by Id"))}
     record_contacts = {r.contact_id: known.get(r.contact_id) or found.get(r.contact_id)
                        for r in waiting if r.contact_id and (r.contact_id in known or r.contact_id in found)}
-    want_users = sorted({r.sys_admin_unit_id for r in waiting if r.sys_admin_unit_id})
-    logins = {s.id: s.name for s in map(SysUser.from_row, creatio.iter_by_values(
-        "SysAdminUnit", "Id", [odata.Guid(i) for i in want_users], select=list(SysUser.SELECT)))}
+    want_users = [odata.Guid(i) for i in sorted({r.sys_admin_unit_id for r in waiting if r.sys_admin_unit_id})]
+    logins = {s.id: s.name for s in map(SysUser.from_row, _by_ids(creatio, "SysAdminUnit", want_users,
+                                                                  SysUser.SELECT, stats, "SysAdminUnit by Id"))}
     return record_contacts, logins
+
+
+def _by_ids(creatio, entity: str, ids: list, select, stats: ReadStats, label: str) -> Iterator[dict]:
+    """Rows by Id in URL-sized chunks; the chunks are part of the request floor."""
+    if ids:
+        budget = creatio.settings.max_url_length - URL_OVERHEAD
+        stats.floor[label] = len(odata.chunk_any_of("Id", ids, max_chars=budget))
+    return creatio.iter_by_values(entity, "Id", ids, select=list(select))
 
 
 def _lookup(creatio, entity: str, column: str, values: Iterable, select, extra_filter: str | None,
@@ -138,6 +148,10 @@ def _lookup(creatio, entity: str, column: str, values: Iterable, select, extra_f
         return iter(())
     # An estimate of the lookups (the rest of the URL takes a few hundred characters).
     lookups = len(odata.chunk_any_of(column, values, max_chars=creatio.settings.max_url_length - URL_OVERHEAD))
+    if lookups == 1:  # no whole-table read can cost less than one request: skip the $count
+        stats.strategies[entity] = f"1 lookup for {len(values)} values"
+        stats.floor[entity] = 1
+        return creatio.iter_by_values(entity, column, values, select=list(select), extra_filter=extra_filter)
     total = creatio.count(entity, extra_filter)
     whole_pages = max(1, math.ceil(total / creatio.settings.page_size))
     stats.floor[entity] = min(whole_pages, lookups)
