@@ -34,6 +34,8 @@ from .plan import Issue, UsersSnapshot
 log = logging.getLogger(__name__)
 _ID = re.compile(r"\(id (\d+)\)")
 URL_OVERHEAD = 400
+# Only what the users job reads (grants are the licences job's): less to send, parse and hold.
+IMPORT_FIELDS = ("id", "username", "name", "email", "extension")
 
 
 @dataclass
@@ -57,7 +59,7 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
     progress("reading Webitel users")
     webitel_page = webitel.settings.page_size
     users, invalid = [], []
-    for item in webitel.iter_users():
+    for item in webitel.iter_users(fields=IMPORT_FIELDS):
         if isinstance(item, WebitelUser):
             users.append(item)
         else:
