@@ -194,3 +194,16 @@ def test_vanished_user_is_deactivated(make_sandbox, make_config):
     assert action.webitel_id == victim["id"]
     (record,) = [r for r in records(box) if r["WebitelId"] == str(victim["id"])]
     assert record["Active"] is False
+
+
+def test_oauth_client_credentials_run_renews_its_token(make_sandbox, tmp_path):
+    from jobs.config import load_config
+
+    # Every 6th request kills the token: the client must get a new one (on the 401) and go on.
+    box = make_sandbox(60, seed=4, creatio_options={"expire_sessions_after_requests": 6})
+    data = box.config(auth="oauth", state_url=f"sqlite:///{tmp_path / 'oauth.sqlite'}")
+    data["creatio"]["batch_size"] = 10
+    report = run(load_config(data=data))
+    assert report.outcome == "conflicts" and report.applied.ok_actions()
+    assert box.creatio.stats.total("POST", "/connect/token") >= 2
+    assert box.creatio.stats.total("POST", "/ServiceModel/AuthService.svc/Login") == 0
