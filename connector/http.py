@@ -120,7 +120,8 @@ class HttpClient:
     def request(self, method: str, path: str, *, route: str | None = None,
                 params: Mapping[str, Any] | list[tuple[str, Any]] | None = None, json: Any = None,
                 data: Any = None, headers: Mapping[str, str] | None = None,
-                idempotent: bool | None = None, authenticated: bool = True) -> requests.Response:
+                idempotent: bool | None = None, authenticated: bool = True,
+                secrets: tuple[str, ...] = ()) -> requests.Response:
         """Send one call with retries; return the response or raise a ``ConnectorError``.
 
         Args:
@@ -132,6 +133,7 @@ class HttpClient:
             headers: extra headers.
             idempotent: whether a repeat is harmless; default by method (POST is not).
             authenticated: False for the login call itself.
+            secrets: values sent in this request that must be scrubbed from any error (a licence key).
         """
         method = method.upper()
         route = route or path
@@ -147,7 +149,7 @@ class HttpClient:
                     log.info("%s session expired; logging in again", self.system)
                     self.login()
                     continue
-                self.raise_for_status(response, method, path)
+                self.raise_for_status(response, method, path, secrets=secrets)
                 return response
 
         return call_with_retry(attempt, policy=self.retry, idempotent=idempotent, sleep=self.sleep,
@@ -182,14 +184,15 @@ class HttpClient:
         return errors.TransientError(f"network error ({kind})", maybe_processed=not never_sent,
                                      system=self.system, method=method, path=_path_only(self.url(path)))
 
-    def raise_for_status(self, response: requests.Response, method: str, path: str) -> None:
+    def raise_for_status(self, response: requests.Response, method: str, path: str, *,
+                         secrets: tuple[str, ...] = ()) -> None:
         """Raise the ``ConnectorError`` that ``response`` stands for; return on success."""
         status = response.status_code
         if 200 <= status < 300:
             return
         info = self.parse_error(response) if status >= 400 else ErrorInfo(
             message=f"unexpected redirect to {_path_only(response.headers.get('Location', '?'))}")
-        secrets = self.auth.secrets() if self.auth else []
+        secrets = [*(self.auth.secrets() if self.auth else []), *secrets]
         fields = dict(system=self.system, method=method, path=_path_only(self.url(path)), status=status,
                       error_id=info.error_id, request_id=info.request_id)
         message = redact(info.message or response.reason or f"HTTP {status}", secrets)

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from connector.errors import SyncError
-
 from .config import AppConfig
 from .lease import LeaseKeeper
+from .state import LockBusy
 from .progress import Progress
 from .report import RunReport
 from .runner import run_users
 from .runner_licenses import run_licenses
 from .wiring import creatio_client, state_store, webitel_client
-
-
-class RunBusy(SyncError):
-    """Another run of this configuration is in progress."""
 
 
 JOBS = {"users": run_users, "licenses": run_licenses}
@@ -29,9 +24,7 @@ def run_once(config: AppConfig, *, dry_run: bool = False, jobs: tuple[str, ...] 
     with state_store(config) as store, (progress or Progress()) as shown:
         lock = store.lock("sync")
         if not dry_run and not lock.acquire():
-            info = lock.holder_info() or {}
-            raise RunBusy(f"another run is in progress (holder {info.get('holder', '?')}, since "
-                          f"{info.get('acquired_at', '?')}); this run was not started")
+            raise LockBusy(lock.name, lock.holder_info())
         try:
             if dry_run:
                 for job in jobs:

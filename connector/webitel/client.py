@@ -181,9 +181,7 @@ class WebitelClient:
         Repeating the same upload is harmless, so it is retried like any PUT.
         """
         key = certificate.strip()
-        scrub = _ExtraSecret(self.http, key)
-        with scrub:
-            response = self.http.request("PUT", "customer", route="/customer", json={"certificate": key})
+        response = self.http.request("PUT", "customer", route="/customer", json={"certificate": key}, secrets=(key,))
         return _parse(Customer, _unwrap(json_body(response, system="webitel"), "customer"), "customer")
 
     def userinfo(self) -> dict[str, Any]:
@@ -191,24 +189,6 @@ class WebitelClient:
         response = self.http.request("GET", "userinfo", route="/userinfo")
         body = json_body(response, system="webitel")
         return body if isinstance(body, dict) else {}
-
-
-class _ExtraSecret:
-    """Adds a value to the auth's secrets while a block runs, so errors scrub it too."""
-
-    def __init__(self, http: HttpClient, value: str) -> None:
-        self.http, self.value, self.original = http, value, None
-
-    def __enter__(self) -> None:
-        auth = self.http.auth
-        if auth is not None:
-            self.original = auth.secrets
-            extra = self.value
-            auth.secrets = lambda: [*self.original(), extra]  # type: ignore[method-assign]
-
-    def __exit__(self, *exc: object) -> None:
-        if self.http.auth is not None and self.original is not None:
-            self.http.auth.secrets = self.original  # type: ignore[method-assign]
 
 
 def _filter_params(filters: dict[str, Any]) -> list[tuple[str, Any]]:

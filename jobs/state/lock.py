@@ -25,14 +25,16 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from connector.errors import SyncError
+
 from . import schema
 from .schema import as_utc, upsert, write_transaction
 
 _ADVISORY_PREFIX = "webitel-creatio-sync:"
 
 
-class LockBusy(RuntimeError):
-    """The run lock is held by someone else; ``holder`` describes them when known."""
+class LockBusy(SyncError, RuntimeError):
+    """The run lock is held by someone else (another run is in progress); ``holder`` describes them."""
 
     def __init__(self, name: str, holder: dict | None) -> None:
         self.name = name
@@ -43,7 +45,7 @@ class LockBusy(RuntimeError):
                    f"{holder['expires_at']:%H:%M:%S} UTC)")
         else:
             who = "another worker"
-        super().__init__(f"run lock {name!r} is held by {who}")
+        super().__init__(f"another run is in progress: run lock {name!r} is held by {who}")
 
 
 def default_holder() -> str:
