@@ -131,8 +131,7 @@ def _provisioning_details(creatio, records, links: dict[str, str], contacts,
 def _by_ids(creatio, entity: str, ids: list, select, stats: ReadStats, label: str) -> Iterator[dict]:
     """Rows by Id in URL-sized chunks; the chunks are part of the request floor."""
     if ids:
-        budget = creatio.settings.max_url_length - URL_OVERHEAD
-        stats.floor[label] = len(odata.chunk_any_of("Id", ids, max_chars=budget))
+        stats.floor[label] = _lookup_count(creatio, "Id", ids)
     return creatio.iter_by_values(entity, "Id", ids, select=list(select))
 
 
@@ -148,8 +147,7 @@ def _lookup(creatio, entity: str, column: str, values: Iterable, select, extra_f
         stats.strategies[entity] = "none needed"
         stats.floor[entity] = 0
         return iter(())
-    # An estimate of the lookups (the rest of the URL takes a few hundred characters).
-    lookups = len(odata.chunk_any_of(column, values, max_chars=creatio.settings.max_url_length - URL_OVERHEAD))
+    lookups = _lookup_count(creatio, column, values)
     if lookups == 1:  # no whole-table read can cost less than one request: skip the $count
         stats.strategies[entity] = f"1 lookup for {len(values)} values"
         stats.floor[entity] = 1
@@ -162,3 +160,8 @@ def _lookup(creatio, entity: str, column: str, values: Iterable, select, extra_f
         return creatio.iter_rows(entity, select=list(select), filter=extra_filter)
     stats.strategies[entity] = f"about {lookups} lookups for {len(values)} values ({total} rows in the table)"
     return creatio.iter_by_values(entity, column, values, select=list(select), extra_filter=extra_filter)
+
+
+def _lookup_count(creatio, column: str, values) -> int:
+    """About how many lookups ``values`` take (the rest of the URL takes a few hundred characters)."""
+    return len(odata.chunk_any_of(column, values, max_chars=creatio.settings.max_url_length - URL_OVERHEAD))

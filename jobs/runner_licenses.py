@@ -6,10 +6,10 @@ import logging
 from datetime import datetime
 from typing import Callable
 
-from .apply import apply_plan
-from .apply_licenses import license_steps, sides_after
+from .apply import apply_plan, batch_step
+from .apply_licenses import catalog_op, license_steps, sides_after
 from .config import AppConfig
-from .plan import Issue, Plan
+from .plan import Action, Issue, Plan
 from .plan.grants import next_baseline
 from .plan.licenses import LicensePlanOptions, LicenseSnapshot, plan_licenses
 from .read_licenses import read_license_snapshot
@@ -70,29 +70,21 @@ def _refresh_used(report: RunReport, snapshot: LicenseSnapshot, webitel, creatio
     """
     if report.applied is None or not report.applied.ok_actions("grant_webitel", "revoke_webitel"):
         return
-    fresh = LicenseSnapshot(domain=snapshot.domain, now=snapshot.now, licenses=tuple(webitel.iter_licenses()),
-                            license_records=_records_after(snapshot, report))
-    follow_up, _ = plan_licenses(fresh, LicensePlanOptions())
-    updates = tuple(a for a in follow_up.actions if a.kind == "update_license")
+    # serial -> (record Id, "used" as Creatio has it now, after the catalog step)
+    written = {r.serial.lower(): (r.id, r.used) for r in snapshot.license_records}
+    for action in report.applied.ok_actions("create_license", "update_license"):
+        serial = action.key.split(":", 1)[1]
+        before = written.get(serial, (action.id, None))[1]
+        written[serial] = (action.id, (action.new or {}).get("used", before))
+    updates = tuple(Action("update_license", "WebitelLicense", written[serial][0], f"license:{serial}",
+                           old={"used": written[serial][1]}, new={"used": lic.used})
+                    for lic in webitel.iter_licenses()
+                    if (serial := lic.serial.lower()) in written and written[serial][1] != lic.used)
     if not updates:
         return
-    extra = apply_plan(Plan("licenses", updates), license_steps(webitel, creatio, model, {})[:1], store=store,
-                       run_id=run_id, now=clock)
+    step = batch_step(("update_license",), creatio, lambda a: catalog_op(a, model))
+    extra = apply_plan(Plan("licenses", updates), [step], store=store, run_id=run_id, now=clock)
     report.plan = Plan(report.plan.job, report.plan.actions + updates, report.plan.conflicts, report.plan.warnings,
                        report.plan.errors, report.plan.guard, report.plan.stats)
     report.applied.outcomes.extend(extra.outcomes)
     report.applied.errors.extend(extra.errors)
-
-
-def _records_after(snapshot: LicenseSnapshot, report: RunReport) -> tuple:
-    """The Creatio licence records as they are after the catalog step."""
-    from connector.creatio.records import LicenseRecord
-
-    records = {r.serial.lower(): r for r in snapshot.license_records}
-    for action in report.applied.ok_actions("create_license", "update_license"):
-        serial = action.key.split(":", 1)[1]
-        base = records.get(serial)
-        values = {**({f: getattr(base, f) for f in ("serial", "product", "name", "valid_from", "valid_till", "limit",
-                                                    "used", "concurrent")} if base else {}), **(action.new or {})}
-        records[serial] = LicenseRecord(id=action.id if base is None else base.id, **values)
-    return tuple(records.values())

@@ -82,6 +82,9 @@ class _Builder:
         self.warnings: list[Issue] = []
         self.errors: list[Issue] = [issue for _, issue in snapshot.invalid]
         self.account_id: str | None = None
+        self.comms_by_contact: dict[str, list[Any]] = {}
+        for comm in snapshot.communications:
+            self.comms_by_contact.setdefault(comm.contact_id, []).append(comm)
         self.stats: dict[str, int] = {}
 
     def build(self) -> Plan:
@@ -183,7 +186,7 @@ class _Builder:
             self.actions.append(provision_action(cand))
             contact = cand.record.contact_id
             if self.o.sync_extension_communication and contact and not any(
-                    c.number.strip() == cand.extension for c in self._comms_by_contact().get(contact, [])):
+                    c.number.strip() == cand.extension for c in self.comms_by_contact.get(contact, [])):
                 cid = keys.extension_comm_id(self.s.domain, f"record:{cand.record.id}")
                 self.actions.append(Action("create_extension_comm", "ContactCommunication", cid,
                                            f"extension_comm:record:{cand.record.id}", cand.username,
@@ -265,7 +268,7 @@ class _Builder:
             self._extension_comm(user, label, contact, facts.extension, depends)
 
     def _extension_comm(self, user, label: str, contact: str, extension: str, depends) -> None:
-        existing = [c for c in self._comms_by_contact().get(contact, [])]
+        existing = self.comms_by_contact.get(contact, [])
         if any(c.number.strip() == extension for c in existing):
             return
         if existing:
@@ -278,13 +281,6 @@ class _Builder:
             self.actions.append(Action("create_extension_comm", "ContactCommunication", cid,
                                        f"extension_comm:{user.id}", label, user.id,
                                        new={"contact_id": contact, "number": extension}, depends_on=tuple(depends)))
-
-    def _comms_by_contact(self) -> dict[str, list[Any]]:
-        if not hasattr(self, "_comms"):
-            self._comms: dict[str, list[Any]] = {}
-            for comm in self.s.communications:
-                self._comms.setdefault(comm.contact_id, []).append(comm)
-        return self._comms
 
     def _account(self) -> str:
         if self.account_id is None:

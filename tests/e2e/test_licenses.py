@@ -64,9 +64,7 @@ def add_creatio_grant(box, config, webitel_id: str, serial: str) -> str:
 
 def valid_named_license_with_room(box):
     return next(l for l in box.webitel_app.licenses() if not l["competitive"] and l["remain"] > 2
-                and l["not_before"] <= box.webitel_app_now() <= l["not_after"]) if hasattr(box, "webitel_app_now") else \
-        next(l for l in box.webitel_app.licenses() if not l["competitive"] and l["remain"] > 2
-             and l["id"] not in (box.data.notes["expired_license"],))
+                and l["id"] not in (box.data.notes["expired_license"],))
 
 
 def user_without(box, serial):
