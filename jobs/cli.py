@@ -76,18 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def not_yet(issue: str) -> Callable[[argparse.Namespace], int]:
-    def command(args: argparse.Namespace) -> int:
-        print(f"{args.command}: not available yet ({issue} is still open).", file=sys.stderr)
-        return exit_codes.USAGE
-    return command
-
-
-def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
+def _command(name: str) -> Callable[[argparse.Namespace], int]:
+    """The function behind a command: ``cmd_<name>`` in ``jobs.commands``."""
     from . import commands
 
-    return {name: getattr(commands, "cmd_" + name.replace("-", "_"), None) or not_yet(issue)
-            for name, issue in commands.PENDING.items()}
+    return getattr(commands, "cmd_" + name.replace("-", "_"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .logs import setup_logging
 
     setup_logging(args.log_level, args.log_format)
-    command = _commands()[args.command]
+    command = _command(args.command)
     try:
         return command(args)
     except ConfigError as exc:

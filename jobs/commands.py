@@ -10,14 +10,6 @@ from connector.errors import ConfigError
 from . import exit_codes
 from .config import AppConfig, config_path, load_config
 
-# Every command, and the issue that brings it; those without a ``cmd_`` function here answer
-# "not available yet" and exit 2.
-PENDING = {
-    "run": "issue 4", "check": "issue 2", "history": "issue 4", "demo": "issue 4", "sandbox": "issue 3",
-    "licenses": "issue 5", "license": "issue 5", "license-upload": "issue 5",
-    "serve": "issue 6",
-}
-
 
 def _config(args: argparse.Namespace) -> AppConfig:
     return load_config(config_path(args.config))
