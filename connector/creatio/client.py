@@ -114,11 +114,20 @@ class CreatioClient:
         params += [("$select", ",".join(columns)), ("$orderby", _stable_order(orderby)), ("$top", str(top))]
         if skip:
             params.append(("$skip", str(skip)))
+        else:
+            # The first page says how many rows match, so a short page is never taken for the end.
+            params.append(("$count", "true"))
         return params
 
     def iter_rows(self, entity: str, *, select: list[str], filter: str | None = None, orderby: str = "Id",
                   page_size: int | None = None) -> Iterator[dict[str, Any]]:
         """Every row of ``entity`` matching ``filter``, fetched lazily page by page.
+
+        A read knows when it is complete: the first page asks for ``$count``, and a page shorter
+        than ``$top`` ends the read only once that many rows have come. A site may answer fewer
+        rows than asked without a nextLink (a row limit lowered below ``page_size``, or read
+        rights that hide rows), and rows taken for absent would be planned as deleted. Without a
+        count in the answer, the read goes on until an empty page (or the last nextLink).
 
         Args:
             entity: the entity set, e.g. ``Contact``.
@@ -128,8 +137,8 @@ class CreatioClient:
             page_size: rows per request (default ``settings.page_size``).
 
         Raises:
-            BadResponse: the answer has no ``value`` list, or a page repeats (a server ignoring
-                ``$skip`` would otherwise loop forever).
+            BadResponse: the answer has no ``value`` list, a page repeats (a server ignoring
+                ``$skip`` would otherwise loop forever), or the rows end before the count said.
         """
         path = self._collection(entity)
         top = page_size or self.settings.page_size
@@ -138,6 +147,7 @@ class CreatioClient:
         params: list[tuple[str, str]] | None = self._query(select, filter, orderby, top, skip)
         previous_first: Any = None
         seen_links: set[str] = set()
+        total: int | None = None  # rows matching, as the first page counted them
         in_request = 0  # rows since the last $skip request (a nextLink chain counts as one)
         while True:
             response = self.http.request("GET", url, route=path, params=params, headers=ACCEPT_JSON)
@@ -146,6 +156,9 @@ class CreatioClient:
             if not isinstance(rows, list):
                 raise BadResponse("collection answer without a value list", system="creatio", method="GET",
                                   path=path, status=response.status_code)
+            if total is None and skip == 0 and not seen_links:
+                count = payload.get("@odata.count")
+                total = count if isinstance(count, int) and not isinstance(count, bool) else None
             first = rows[0].get("Id") if rows and isinstance(rows[0], dict) else None
             if first is not None and first == previous_first:
                 raise BadResponse(f"the server repeated a page (first Id {first}); paging stopped",
@@ -161,9 +174,16 @@ class CreatioClient:
                                       method="GET", path=path)
                 seen_links.add(url)
                 continue
-            if in_request < top:
+            read = skip + in_request
+            if total is not None and read >= total:
                 return
-            skip += in_request
+            if total is None and (in_request == 0 or seen_links):
+                return  # no count to go by: an empty page, or the end of the server's own links
+            if in_request == 0:
+                raise BadResponse(f"the read ended after {read} of {total} rows; it cannot be shown complete, "
+                                  "so nothing is planned from it", system="creatio", method="GET", path=path,
+                                  status=response.status_code)
+            skip = read
             in_request = 0
             url, params = path, self._query(select, filter, orderby, top, skip)
 

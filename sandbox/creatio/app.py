@@ -41,6 +41,9 @@ class CreatioApp:
             and tokens die.
         expired_session_response: ``"401"`` or ``"redirect"`` (302 to the login page) for
             cookie requests without a live session.
+        max_page_rows: Fault: the site's own row limit per answer, below ``$top``. Rows past it
+            are cut silently, without a nextLink (a site whose limit is lowered, or a user whose
+            read rights hide rows, answers this way).
         clock: Seconds since the epoch.
         stats: Shared counters; a new ``Stats`` if omitted.
 
@@ -52,7 +55,7 @@ class CreatioApp:
                  session_lifetime_s: float = 3600, oauth_token_lifetime_s: float = 3600,
                  expire_sessions_after_requests: int | None = None,
                  expired_session_response: Literal["401", "redirect"] = "401",
-                 clock: Callable[[], float] = time.time, stats: Stats | None = None) -> None:
+                 max_page_rows: int | None = None, clock: Callable[[], float] = time.time, stats: Stats | None = None) -> None:
         self.model = model or object_model("default")
         self.odata_path = "/" + odata_path.strip("/")
         self.clock = clock
@@ -63,7 +66,7 @@ class CreatioApp:
                          oauth_token_lifetime_s=oauth_token_lifetime_s,
                          expire_after_requests=expire_sessions_after_requests,
                          expired_response=expired_session_response)
-        self.entities = Entities(self.store, clock, self.stats, self.odata_path)
+        self.entities = Entities(self.store, clock, self.stats, self.odata_path, max_page_rows=max_page_rows)
         self._lock = threading.RLock()
         now = timestamp_to_canonical(clock())
         for entity, rows in seed.creatio.items():

@@ -59,9 +59,12 @@ class Entities:
         clock: Seconds since the epoch, for ``CreatedOn``/``ModifiedOn``.
         stats: ``record_write`` is called once per successful create, update or delete.
         odata_path: e.g. ``/0/odata``, for ``@odata.context`` and ``Location``.
+        max_page_rows: the site's own row limit per answer (a fault), applied after ``$top``.
     """
 
-    def __init__(self, store: Store, clock: Callable[[], float], stats: Stats, odata_path: str) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float], stats: Stats, odata_path: str, *,
+                 max_page_rows: int | None = None) -> None:
+        self.max_page_rows = max_page_rows
         self.store = store
         self.clock = clock
         self.stats = stats
@@ -113,6 +116,8 @@ class Entities:
     def query(self, table: Table, query: Mapping[str, list[str]], base: str) -> Response:
         """``GET <odata>/E`` with query options."""
         options = parse_options(query, table)
+        if self.max_page_rows is not None:
+            options.top = min(options.top, self.max_page_rows)
         rows, total = execute(self.store, table, options)
         fragment = table.name + (f"({','.join(options.select)})" if options.select else "")
         payload: dict[str, Any] = {"@odata.context": self._context(base, fragment)}

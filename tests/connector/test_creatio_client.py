@@ -75,17 +75,21 @@ def odata_error(message):
 # --- paging ------------------------------------------------------------------------------------
 
 
-def serve_rows(rows, calls=None):
-    """A callback that pages through ``rows`` by $top/$skip, like the server."""
+def serve_rows(rows, calls=None, *, cap=None, counted=True):
+    """A callback that pages through ``rows`` by $top/$skip (and counts them), like the server."""
     def callback(request):
         q = parse_qs(urlsplit(request.url).query)
         top, skip = int(q["$top"][0]), int(q.get("$skip", ["0"])[0])
-        return 200, {}, json.dumps({"@odata.context": "x", "value": rows[skip:skip + top]})
+        top = min(top, cap or top)  # a site row limit below $top: short pages, no nextLink
+        page = {"@odata.context": "x", "value": rows[skip:skip + top]}
+        if q.get("$count") == ["true"] and counted:
+            page["@odata.count"] = len(rows)
+        return 200, {}, json.dumps(page)
     responses.add_callback(responses.GET, CONTACTS, callback=callback)
 
 
 def test_iter_rows_exact_first_request(client):
-    responses.get(CONTACTS, json={"value": [{"Id": ID, "Name": "O'Brien"}]},
+    responses.get(CONTACTS, json={"value": [{"Id": ID, "Name": "O'Brien"}], "@odata.count": 1},
                   match=[matchers.header_matcher({**SESSION, "Accept": "application/json"})])
     rows = list(client.iter_rows("Contact", select=["Name", "Email"], filter=odata.eq("Name", "O'Brien"),
                                  orderby="ModifiedOn desc"))
@@ -93,7 +97,7 @@ def test_iter_rows_exact_first_request(client):
     (call,) = data_calls()
     assert call.request.method == "GET"
     assert call.request.url == (f"{CONTACTS}?%24filter=Name+eq+%27O%27%27Brien%27&%24select=Id%2CName%2CEmail"
-                                "&%24orderby=ModifiedOn+desc%2CId&%24top=3")
+                                "&%24orderby=ModifiedOn+desc%2CId&%24top=3&%24count=true")
 
 
 def test_iter_rows_pages_until_short_page(client):
@@ -108,10 +112,34 @@ def test_iter_rows_pages_until_short_page(client):
                for c in data_calls())
 
 
-def test_iter_rows_full_last_page_needs_one_empty_page(client):
+def test_iter_rows_full_last_page_ends_at_the_count(client):
     serve_rows([{"Id": guid(i)} for i in range(6)])
     assert len(client.list_rows("Contact", select=["Name"])) == 6
+    assert [query(c).get("$skip") for c in data_calls()] == [None, ["3"]]
+    assert query(data_calls()[0])["$count"] == ["true"] and "$count" not in query(data_calls()[1])
+
+
+def test_iter_rows_without_a_count_reads_until_an_empty_page(client):
+    serve_rows([{"Id": guid(i)} for i in range(6)], counted=False)
+    assert len(client.list_rows("Contact", select=["Name"])) == 6
     assert [query(c).get("$skip") for c in data_calls()] == [None, ["3"], ["6"]]
+
+
+@pytest.mark.parametrize("counted", [True, False])
+def test_a_short_page_is_not_the_end_while_rows_remain(client, counted):
+    # A site whose row limit (2) is below $top (3) answers short pages without a nextLink.
+    rows = [{"Id": guid(i)} for i in range(7)]
+    serve_rows(rows, cap=2, counted=counted)
+    assert [r["Id"] for r in client.iter_rows("Contact", select=["Id"])] == [r["Id"] for r in rows]
+    skips = [query(c).get("$skip") for c in data_calls()]
+    assert skips == [None, ["2"], ["4"], ["6"]] + ([] if counted else [["7"]])
+
+
+def test_rows_ending_before_the_count_are_an_incomplete_read(client):
+    responses.get(CONTACTS, json={"value": [{"Id": guid(1)}], "@odata.count": 5})
+    responses.get(CONTACTS, json={"value": []})
+    with pytest.raises(errors.BadResponse, match="1 of 5 rows"):
+        client.list_rows("Contact", select=["Id"])
 
 
 def test_iter_rows_empty_collection(client):
@@ -312,7 +340,7 @@ def test_iter_by_values_chunks_within_max_url_length(sleeps):
     def callback(request):
         found = [{"Id": guid(i), "Name": n} for i, n in enumerate(names) if f"'{n}'" in parse_qs(
             urlsplit(request.url).query)["$filter"][0]]
-        return 200, {}, json.dumps({"value": found})
+        return 200, {}, json.dumps({"value": found, "@odata.count": len(found)})
 
     responses.add_callback(responses.GET, f"{ODATA}/Contact", callback=callback)
     rows = list(client.iter_by_values("Contact", "Name", names, select=["Name"],
