@@ -10,10 +10,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from mappings.profiles import ObjectModel
 from sandbox.faults import Faults
 from sandbox.seed import generate
-from sandbox.seed_types import SeedData
+from sandbox.seed.types import SeedData
 from sandbox.server import SandboxServer
 
 # Keyword arguments of ``start_sandbox`` that belong to the data generator; the rest go to Sandbox.
@@ -26,7 +25,9 @@ class Sandbox:
 
     Args:
         data: The data both apps load.
-        model: The Creatio object model (must be the one the data was generated with).
+        creatio_model: Name of the sandbox Creatio model, ``"default"`` or ``"wsysaccount"``
+            (``sandbox.creatio.schema.MODELS``); it should be the one the data was generated
+            with (rows of the other model's objects are not loaded).
         faults_webitel: Faults injected by the Webitel server.
         faults_creatio: Faults injected by the Creatio server.
         creatio_options: Extra keyword arguments of ``CreatioApp``.
@@ -41,7 +42,7 @@ class Sandbox:
         data: The data set.
     """
 
-    def __init__(self, data: SeedData, *, model: ObjectModel | None = None,
+    def __init__(self, data: SeedData, *, creatio_model: str = "default",
                  faults_webitel: Faults | None = None, faults_creatio: Faults | None = None,
                  creatio_options: dict | None = None, webitel_options: dict | None = None,
                  host: str = "127.0.0.1", webitel_port: int = 0, creatio_port: int = 0) -> None:
@@ -51,10 +52,9 @@ class Sandbox:
         from sandbox.webitel.app import WebitelApp
 
         self.data = data
-        self.model = model
+        self.creatio_model = creatio_model
         creatio_kwargs = dict(creatio_options or {})
-        if model is not None:
-            creatio_kwargs.setdefault("model", model)
+        creatio_kwargs.setdefault("creatio_model", creatio_model)
         self.webitel_app = WebitelApp(data, **(webitel_options or {}))
         self.creatio_app = CreatioApp(data, **creatio_kwargs)
         self.webitel = SandboxServer(self.webitel_app, faults=faults_webitel, host=host, port=webitel_port)
@@ -176,7 +176,8 @@ def _string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def start_sandbox(users: int = 300, *, seed: int = 0, now_ms: int | None = None, **kw: Any) -> Sandbox:
+def start_sandbox(users: int = 300, *, seed: int = 0, now_ms: int | None = None,
+                  creatio_model: str = "default", **kw: Any) -> Sandbox:
     """Generate data and start both servers.
 
     Args:
@@ -185,19 +186,24 @@ def start_sandbox(users: int = 300, *, seed: int = 0, now_ms: int | None = None,
         now_ms: The "current" time of the data. When given, the Webitel app's clock is frozen at
             it too (unless ``webitel_options`` sets ``now_ms``), so licence expiry is
             reproducible; otherwise both use the wall clock.
+        creatio_model: The sandbox Creatio model, ``"default"`` or ``"wsysaccount"``, used by
+            both the data generator and the Creatio server.
         **kw: ``generate`` options (``domain``, ``account_name``, ``with_account``,
-            ``match_share``, ``unrelated_contacts``, ``licenses``, ``grants_per_user``), ``model``
-            (used by both), and any other ``Sandbox`` argument.
+            ``match_share``, ``unrelated_contacts``, ``licenses``, ``grants_per_user``) and any
+            other ``Sandbox`` argument.
 
     Returns:
         The started sandbox; stop it with ``stop()`` or use it as a context manager.
+
+    Raises:
+        ValueError: an unknown ``creatio_model``.
     """
     gen_kw = {k: kw.pop(k) for k in list(kw) if k in _GENERATE_ARGS}
     fixed = now_ms is not None
     now = now_ms if fixed else int(time.time() * 1000)
-    data = generate(users, seed=seed, now_ms=now, model=kw.get("model"), **gen_kw)
+    data = generate(users, seed=seed, now_ms=now, creatio_model=creatio_model, **gen_kw)
     if fixed:
         webitel_options = dict(kw.pop("webitel_options", None) or {})
         webitel_options.setdefault("now_ms", lambda: now)
         kw["webitel_options"] = webitel_options
-    return Sandbox(data, **kw).start()
+    return Sandbox(data, creatio_model=creatio_model, **kw).start()

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from mappings.profiles import ObjectModel, entity_columns, object_model
 from sandbox.base import Request, Response, Stats
 from sandbox.creatio.auth import Auth
 from sandbox.creatio.batch import run_batch
@@ -19,9 +18,11 @@ from sandbox.creatio.crud import Entities, build_row, parse_resource
 from sandbox.creatio.errors import ODataError, method_not_allowed, odata_json, routing_miss
 from sandbox.creatio.metadata import edmx, service_document
 from sandbox.creatio.query import row_serializer
+from sandbox.creatio.rules import SaveRules
+from sandbox.creatio.schema import get_model
 from sandbox.creatio.store import DuplicateKey, Store
 from sandbox.creatio.values import timestamp_to_canonical
-from sandbox.seed_types import SeedData
+from sandbox.seed.types import SeedData
 
 LOGIN_PATHS = ("/ServiceModel/AuthService.svc/Login", "/0/ServiceModel/AuthService.svc/Login")
 TOKEN_PATH = "/connect/token"
@@ -33,7 +34,11 @@ class CreatioApp:
     Args:
         seed: ``seed.creatio[entity]`` rows are loaded into the tables; ``seed.credentials``
             holds the forms user and the OAuth client.
-        model: The object model; its ``entity_columns`` are the tables.
+        creatio_model: Name of the sandbox's Creatio model (``sandbox.creatio.schema.MODELS``):
+            ``"default"`` (``WebitelUser``...) or ``"wsysaccount"`` (``WSysAccount`` and its
+            roles). Its entities are the tables; lookup records it ships with are loaded first.
+        save_scripts: Run the objects' save scripts (``WSysAccount``: no other record with the
+            same ``Login`` or ``Contact``); ``False`` lets such saves through.
         odata_path: OData root (``/0/odata`` on .NET Framework sites, ``/odata`` on .NET).
         session_lifetime_s: Idle timeout of forms sessions (sliding).
         oauth_token_lifetime_s: Lifetime of OAuth access tokens.
@@ -48,30 +53,37 @@ class CreatioApp:
         stats: Shared counters; a new ``Stats`` if omitted.
 
     Raises:
-        ValueError: a seed row does not fit its table.
+        ValueError: an unknown ``creatio_model``, or a seed row does not fit its table.
     """
 
-    def __init__(self, seed: SeedData, *, model: ObjectModel | None = None, odata_path: str = "/0/odata",
-                 session_lifetime_s: float = 3600, oauth_token_lifetime_s: float = 3600,
-                 expire_sessions_after_requests: int | None = None,
+    def __init__(self, seed: SeedData, *, creatio_model: str = "default", save_scripts: bool = True,
+                 odata_path: str = "/0/odata", session_lifetime_s: float = 3600,
+                 oauth_token_lifetime_s: float = 3600, expire_sessions_after_requests: int | None = None,
                  expired_session_response: Literal["401", "redirect"] = "401",
-                 max_page_rows: int | None = None, clock: Callable[[], float] = time.time, stats: Stats | None = None) -> None:
-        self.model = model or object_model("default")
+                 max_page_rows: int | None = None, clock: Callable[[], float] = time.time,
+                 stats: Stats | None = None) -> None:
+        self.creatio_model = creatio_model
+        self.model = get_model(creatio_model)
         self.odata_path = "/" + odata_path.strip("/")
         self.clock = clock
         self.stats = stats if stats is not None else Stats()
-        self.entity_columns = entity_columns(self.model)
+        self.entity_columns = self.model.columns()
         self.store = Store(self.entity_columns)
         self.auth = Auth(seed.credentials, clock, session_lifetime_s=session_lifetime_s,
                          oauth_token_lifetime_s=oauth_token_lifetime_s,
                          expire_after_requests=expire_sessions_after_requests,
                          expired_response=expired_session_response)
-        self.entities = Entities(self.store, clock, self.stats, self.odata_path, max_page_rows=max_page_rows)
+        self.entities = Entities(self.store, clock, self.stats, self.odata_path,
+                                 max_page_rows=max_page_rows,
+                                 rules=SaveRules(self.model, save_scripts=save_scripts))
         self._lock = threading.RLock()
         now = timestamp_to_canonical(clock())
+        for name, entity in self.model.entities.items():
+            for row in entity.rows:
+                self._insert(name, row, now)
         for entity, rows in seed.creatio.items():
-            # Decision: seed entities outside this object model (e.g. the other profile's user
-            # object) are skipped, so one seed can serve both profiles.
+            # Decision: seed entities outside this model (e.g. the other model's user object)
+            # are skipped, so one seed can serve both models.
             if entity in self.store.tables:
                 for row in rows:
                     self._insert(entity, row, now)
@@ -91,7 +103,9 @@ class CreatioApp:
     def insert(self, entity: str, row: dict[str, Any]) -> dict[str, Any]:
         """Insert a row directly (test setup: no auth, no write count).
 
-        Given ``CreatedOn``/``ModifiedOn`` are kept; missing ones are stamped with the clock.
+        Given ``CreatedOn``/``ModifiedOn`` are kept; missing ones are stamped with the clock. Like
+        seed rows, it is a write straight into the database: required columns and save scripts
+        are not checked, so a test can plant a state the API would refuse.
 
         Returns:
             The stored row as OData returns it.

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, quote
 
 from sandbox.base import Request, Response
 from sandbox.creatio.errors import ODataError, odata_error
-from sandbox.seed_types import Credentials
+from sandbox.seed.types import Credentials
 
 _AUTH_FAILED = {"Message": "Authentication failed.", "StackTrace": None,
                 "ExceptionType": "System.Security.Authentication.AuthenticationException"}

@@ -14,6 +14,7 @@ from typing import Any
 from sandbox.base import Response, Stats
 from sandbox.creatio.errors import database_error, method_not_allowed, odata_error, odata_json, routing_miss
 from sandbox.creatio.query import execute, parse_options, row_serializer
+from sandbox.creatio.rules import SaveRules
 from sandbox.creatio.store import DuplicateKey, Row, Store, Table
 from sandbox.creatio.values import DEFAULTS, GUID_RE, coerce, timestamp_to_canonical
 
@@ -60,11 +61,13 @@ class Entities:
         stats: ``record_write`` is called once per successful create, update or delete.
         odata_path: e.g. ``/0/odata``, for ``@odata.context`` and ``Location``.
         max_page_rows: the site's own row limit per answer (a fault), applied after ``$top``.
+        rules: Required columns and save scripts checked on create and update (none if omitted).
     """
 
     def __init__(self, store: Store, clock: Callable[[], float], stats: Stats, odata_path: str, *,
-                 max_page_rows: int | None = None) -> None:
+                 max_page_rows: int | None = None, rules: SaveRules | None = None) -> None:
         self.max_page_rows = max_page_rows
+        self.rules = rules
         self.store = store
         self.clock = clock
         self.stats = stats
@@ -138,6 +141,8 @@ class Entities:
     def create(self, table: Table, values: dict[str, Any], base: str) -> Response:
         """``POST <odata>/E``: 201 with the entity and ``Location``."""
         row = build_row(table, values, timestamp_to_canonical(self.clock()), honour_timestamps=False)
+        if self.rules is not None:
+            self.rules.check_create(table, row)
         try:
             table.insert(row)
         except DuplicateKey:
@@ -153,12 +158,14 @@ class Entities:
         changes = _validated(table, values)
         if "Id" in changes and changes["Id"] != key:
             raise odata_error(400, "The Id of an entity cannot be changed.", "Microsoft.OData.ODataException")
-        self._existing(table, key)
+        row = self._existing(table, key)
         changes.pop("Id", None)
         # Decision: CreatedOn/ModifiedOn sent by a client are validated but not stored; the
         # server stamps them, as Creatio's entity events do.
         for column in _SERVER_STAMPED:
             changes.pop(column, None)
+        if self.rules is not None:
+            self.rules.check_update(table, row, changes)
         if "ModifiedOn" in table.columns:
             changes["ModifiedOn"] = timestamp_to_canonical(self.clock())
         table.update(key, changes)

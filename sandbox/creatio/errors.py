@@ -67,15 +67,26 @@ def odata_error(status: int, message: str, error_type: str = "") -> ODataError:
     }})
 
 
-def database_error(message: str) -> ODataError:
-    """A 500 raised by the database, with the useful text in ``internalexception`` (section 2.9)."""
+def server_error(message: str, error_type: str = "") -> ODataError:
+    """A 500 "An error has occurred." for an exception thrown while Creatio handled the request,
+    with the useful text in ``innererror`` and ``internalexception`` (reference section 2.9).
+
+    Args:
+        message: The exception's text.
+        error_type: .NET exception type shown in ``internalexception.type`` ("" if unknown).
+    """
     return ODataError(500, {"error": {
         "code": "", "message": "An error has occurred.",
         "innererror": {
             "message": message, "type": "", "stacktrace": "",
-            "internalexception": {"message": message, "type": "Npgsql.PostgresException", "stacktrace": ""},
+            "internalexception": {"message": message, "type": error_type, "stacktrace": ""},
         },
     }})
+
+
+def database_error(message: str) -> ODataError:
+    """A 500 raised by the database, with the useful text in ``internalexception`` (section 2.9)."""
+    return server_error(message, "Npgsql.PostgresException")
 
 
 def routing_miss(url: str, name: str) -> ODataError:

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mappings.profiles import EMPTY_GUID, ColumnType
 from sandbox.creatio.errors import odata_error
 from sandbox.creatio.odata_filter import And, Call, Compare, Literal, Member, Not, Or
+from sandbox.creatio.schema import EMPTY_GUID, ColumnType
 from sandbox.creatio.values import EDM_TYPES, EMPTY_DATETIME
 
 Row = dict[str, Any]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from mappings.profiles import ColumnType
+from sandbox.creatio.schema import ColumnType
 from sandbox.creatio.values import EDM_TYPES
 
 NAMESPACE = "Terrasoft.Configuration"

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from mappings.profiles import ColumnType
 from sandbox.creatio.filter_eval import CompiledFilter, IndexLookup, Intersect, Union
+from sandbox.creatio.schema import ColumnType
 
 Row = dict[str, Any]
 
@@ -81,6 +81,13 @@ class Table:
                 _add(index, key, row_id)
             self._indexes[column] = index
         return index
+
+    def holders(self, column: str, value: Any) -> set[str]:
+        """Ids of the rows whose ``column`` equals ``value`` (text compared case-insensitively)."""
+        bucket = self.index(column).get(self._key(column, value))
+        if bucket is None:
+            return set()
+        return {bucket} if type(bucket) is str else set(bucket)
 
     def insert(self, row: Row) -> None:
         """Add a complete stored row.
@@ -149,7 +156,7 @@ class Table:
 
 
 class Store:
-    """Every table of the object model, plus a counter of predicate evaluations.
+    """Every table of the Creatio model, plus a counter of predicate evaluations.
 
     ``rows_evaluated`` grows by the number of rows a filter predicate was run on; tests use it
     to check that an indexed query did not scan the table.

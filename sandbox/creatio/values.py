@@ -16,8 +16,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mappings.profiles import EMPTY_GUID, ColumnType
 from sandbox.creatio.errors import odata_error
+from sandbox.creatio.schema import EMPTY_GUID, ColumnType
 
 GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Date-time with a mandatory offset; seconds and up to 7 fractional digits optional.

@@ -19,7 +19,7 @@ _CATEGORIES = (string.ascii_lowercase, string.ascii_uppercase, string.digits, "!
 
 
 def seed_view(user: dict) -> dict:
-    """A copy of a stored user in the seed vocabulary (``sandbox.seed_types``), plus extras.
+    """A copy of a stored user in the seed vocabulary (``sandbox.seed.types``), plus extras.
 
     ``id`` is an int, ``license`` the list of serials, ``deleted`` a bool; the audit times are ints
     (ms) and ``password`` is included, since this view is for tests, never for the wire.

@@ -13,7 +13,7 @@ import time
 from typing import Callable
 
 from sandbox.base import Request, Response, Stats
-from sandbox.seed_types import SeedData
+from sandbox.seed.types import SeedData
 from sandbox.webitel import account, licenses, users
 from sandbox.webitel.auth import Sessions
 from sandbox.webitel.certificate import DEFAULT_CUSTOMER
@@ -58,7 +58,7 @@ class WebitelApp:
     """The sandbox Webitel API server app.
 
     Args:
-        seed: Users, licences and credentials to start from (``sandbox.seed_types``).
+        seed: Users, licences and credentials to start from (``sandbox.seed.types``).
         now_ms: Clock in Unix milliseconds; defaults to the wall clock. Tests inject a fake one.
         stats: Request/write counters to share with the server; a new one by default.
         require_password: Refuse ``POST /users`` without a password (400).

@@ -6,7 +6,7 @@ import secrets
 from typing import Callable
 
 from sandbox.base import Request
-from sandbox.seed_types import Credentials
+from sandbox.seed.types import Credentials
 from sandbox.webitel.wire import ApiError
 
 HEADER = "x-webitel-access"

@@ -53,7 +53,7 @@ class UserStore:
         self._last_id = 0
 
     def load(self, seed_users: list[dict], now: int) -> None:
-        """Load seed user dicts (``sandbox.seed_types`` shape) in one pass, sorting ids once."""
+        """Load seed user dicts (``sandbox.seed.types`` shape) in one pass, sorting ids once."""
         # Tens of thousands of new dicts/sets would trigger many full GC passes over a growing heap
         # (about half the load time at 50,000 users); nothing here makes cycles, so pause it.
         was_enabled = gc.isenabled()

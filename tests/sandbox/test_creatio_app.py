@@ -6,11 +6,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from mappings.profiles import EMPTY_GUID, entity_columns, object_model
 from sandbox.base import Request
 from sandbox.creatio import CreatioApp
+from sandbox.creatio.schema import EMPTY_GUID, MODEL_NAMES, model_columns
 from sandbox.creatio.testing import DirectClient, body, header, set_cookies
-from sandbox.seed_types import SeedData
+from sandbox.seed.types import SeedData
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 ACME = "aaaaaaaa-0000-4000-8000-000000000001"
@@ -225,14 +225,13 @@ def test_service_document(client: DirectClient) -> None:
     response = client.get("/0/odata/")
     payload = body(response)
     assert payload["@odata.context"] == "http://creatio.test/0/odata/$metadata"
-    assert [item["name"] for item in payload["value"]] == list(entity_columns(object_model("default")))
+    assert [item["name"] for item in payload["value"]] == list(model_columns("default"))
     assert payload["value"][0] == {"name": "Contact", "kind": "EntitySet", "url": "Contact"}
 
 
-@pytest.mark.parametrize("profile", ["default", "wsysaccount"])
+@pytest.mark.parametrize("profile", MODEL_NAMES)
 def test_metadata_lists_profile_entities_and_columns(profile: str) -> None:
-    model = object_model(profile)
-    client = DirectClient(CreatioApp(SeedData(domain="d"), model=model))
+    client = DirectClient(CreatioApp(SeedData(domain="d"), creatio_model=profile))
     client.login()
     response = client.get("/0/odata/$metadata")
     assert response.status == 200
@@ -257,7 +256,7 @@ def test_metadata_lists_profile_entities_and_columns(profile: str) -> None:
             p.get("Name"): p.get("Type") for p in entity_type.findall("edm:Property", ns)
         }
     expected = {
-        name: {col: edm[kind] for col, kind in cols.items()} for name, cols in entity_columns(model).items()
+        name: {col: edm[kind] for col, kind in cols.items()} for name, cols in model_columns(profile).items()
     }
     assert found == expected
     sets = {
@@ -269,12 +268,20 @@ def test_metadata_lists_profile_entities_and_columns(profile: str) -> None:
             "Id": "Edm.Guid",
             "Name": "Edm.String",
             "Login": "Edm.String",
+            "Password": "Edm.String",
             "ContactId": "Edm.Guid",
             "RoleId": "Edm.Guid",
             "CreatedOn": "Edm.DateTimeOffset",
             "ModifiedOn": "Edm.DateTimeOffset",
         }
-        assert "WebitelUser" not in found
+        assert found["WSysAccountRole"] == {
+            "Id": "Edm.Guid",
+            "Name": "Edm.String",
+            "Description": "Edm.String",
+            "CreatedOn": "Edm.DateTimeOffset",
+            "ModifiedOn": "Edm.DateTimeOffset",
+        }
+        assert "WebitelUser" not in found and "WebitelLicense" not in found
 
 
 # --- collection queries ----------------------------------------------------------------------
@@ -391,7 +398,8 @@ def test_unknown_entity_is_routing_miss(client: DirectClient) -> None:
     response = client.get("/0/odata/Lead")
     assert response.status == 404
     assert body(response) == {
-        "Message": "No HTTP resource was found that matches the request URI 'http://creatio.test/0/odata/Lead'.",
+        "Message": "No HTTP resource was found that matches the request URI "
+                   "'http://creatio.test/0/odata/Lead'.",
         "MessageDetail": "No type was found that matches the controller named 'Lead'.",
     }
 
@@ -637,9 +645,9 @@ def test_wsysaccount_profile_table(clock: Clock) -> None:
             "WebitelUser": [{"Name": "ignored in this profile"}],
         },
     )
-    app = CreatioApp(seed, model=object_model("wsysaccount"), clock=clock)
+    app = CreatioApp(seed, creatio_model="wsysaccount", clock=clock)
     client = DirectClient(app)
     client.login()
     rows = body(client.get("/0/odata/WSysAccount", query={"$filter": "Login eq '100'"}))["value"]
-    assert [(r["ContactId"], r["RoleId"], r["Name"]) for r in rows] == [(ANN, role, "")]
+    assert [(r["ContactId"], r["RoleId"], r["Name"], r["Password"]) for r in rows] == [(ANN, role, "", "")]
     assert client.get("/0/odata/WebitelUser").status == 404

@@ -7,7 +7,7 @@ import pytest
 from sandbox.base import Request
 from sandbox.creatio import CreatioApp
 from sandbox.creatio.testing import DirectClient, body
-from sandbox.seed_types import SeedData
+from sandbox.seed.types import SeedData
 
 ANN = "c0000000-0000-4000-8000-000000000001"
 BOB = "c0000000-0000-4000-8000-000000000002"

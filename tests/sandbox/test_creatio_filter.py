@@ -8,7 +8,7 @@ from sandbox.creatio import CreatioApp
 from sandbox.creatio.errors import ODataError
 from sandbox.creatio.odata_filter import And, Compare, Literal, Member, Not, Or, parse_filter
 from sandbox.creatio.testing import DirectClient, body
-from sandbox.seed_types import SeedData
+from sandbox.seed.types import SeedData
 
 ACME = "aaaaaaaa-0000-4000-8000-000000000001"
 OTHER = "aaaaaaaa-0000-4000-8000-000000000002"

@@ -14,7 +14,7 @@ from sandbox.base import Request, Response, Stats
 from sandbox.faults import Faults
 from sandbox.harness import Sandbox, start_sandbox, to_toml
 from sandbox.seed import generate
-from sandbox.seed_types import Credentials
+from sandbox.seed.types import Credentials
 
 NOW = 1_750_000_000_000
 
@@ -100,10 +100,10 @@ def test_to_toml_escapes_and_types():
 
 
 def test_sandbox_passes_options_and_faults(fake_apps, data):
-    model_marker = object()
-    sb = Sandbox(data, model=model_marker, faults_creatio=Faults(error_rate=1.0),
+    sb = Sandbox(data, creatio_model="wsysaccount", faults_creatio=Faults(error_rate=1.0),
                  creatio_options={"odata_path": "/0/odata"}, webitel_options={"require_password": False})
-    assert sb.creatio_app.options == {"odata_path": "/0/odata", "model": model_marker}
+    assert sb.creatio_app.options == {"odata_path": "/0/odata", "creatio_model": "wsysaccount"}
+    assert Sandbox(data).creatio_app.options == {"creatio_model": "default"}
     assert sb.webitel_app.options == {"require_password": False}
     assert sb.creatio_app.seed is data and sb.webitel_app.seed is data
     with sb:
@@ -172,10 +172,7 @@ def test_real_creatio_serves_the_generated_contacts():
 
 @needs_apps
 def test_real_creatio_oauth_and_other_object_model():
-    from mappings.profiles import object_model
-
-    model = object_model("wsysaccount")
-    with start_sandbox(30, seed=4, now_ms=NOW, unrelated_contacts=0, model=model) as sb:
+    with start_sandbox(30, seed=4, now_ms=NOW, unrelated_contacts=0, creatio_model="wsysaccount") as sb:
         config = sb.config(auth="oauth")["creatio"]
         token = requests.post(config["identity_url"] + "/connect/token",
                               data={"grant_type": "client_credentials", "client_id": config["client_id"],
@@ -186,6 +183,14 @@ def test_real_creatio_oauth_and_other_object_model():
         assert resp.status_code == 200
         logins = sorted(r["Login"] for r in resp.json()["value"])
         assert logins == sorted(sb.data.notes["clashing_extensions"])
+        roles = requests.get(sb.creatio_url + "/0/odata/WSysAccountRole", headers=bearer).json()["value"]
+        assert sorted(r["Name"] for r in roles) == ["Administrator", "User"]
+        assert requests.get(sb.creatio_url + "/0/odata/WebitelUser", headers=bearer).status_code == 404
+
+
+def test_start_sandbox_refuses_an_unknown_creatio_model(fake_apps):
+    with pytest.raises(ValueError, match="unknown Creatio model"):
+        start_sandbox(5, seed=1, now_ms=NOW, creatio_model="WSysAccount")
 
 
 @needs_apps

@@ -13,10 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from mappings.profiles import EMPTY_GUID, EXTENSION_COMMUNICATION_TYPE, SYS_ADMIN_UNIT_USER, object_model
+from sandbox.creatio.schema import (
+    EMPTY_GUID,
+    EXTENSION_COMMUNICATION_TYPE,
+    MODEL_NAMES,
+    SYS_ADMIN_UNIT_USER,
+    WSYSACCOUNT_ROLE_USER,
+    get_model,
+)
 from sandbox.seed import generate
-from sandbox.seed_names import name_key
-from sandbox.seed_types import Credentials
+from sandbox.seed.names import name_key
+from sandbox.seed.types import Credentials
 
 NOW = 1_750_000_000_000
 DAY = 86_400_000
@@ -274,12 +281,47 @@ def test_account_options():
 
 
 def test_other_object_model_names_are_used():
-    model = object_model("wsysaccount")
-    data = generate(100, seed=1, now_ms=NOW, model=model)
+    data = generate(100, seed=1, now_ms=NOW, creatio_model="wsysaccount")
     rows = data.creatio["WSysAccount"]
-    assert rows and "WebitelUser" not in data.creatio
-    assert all(r["Login"] in data.notes["clashing_extensions"] for r in rows)
-    assert all("Username" not in r and r["RoleId"] == model.webitel_user.defaults["RoleId"] for r in rows)
+    assert rows and "WebitelUser" not in data.creatio and "WebitelLicense" not in data.creatio
+    assert "WSysAccountRole" not in data.creatio  # the site ships its roles; the seed adds none
+    assert sorted(r["Login"] for r in rows) == sorted(data.notes["clashing_extensions"])
+    contacts = {c["Id"]: c["Name"] for c in data.creatio["Contact"]}
+    for row in rows:
+        assert set(row) == {"Id", "Name", "Login", "ContactId", "RoleId"}
+        assert row["RoleId"] == WSYSACCOUNT_ROLE_USER
+        assert contacts[row["ContactId"]] == row["Name"]
+
+
+def test_default_model_writes_webitel_user_records():
+    data = generate(100, seed=1, now_ms=NOW)
+    rows = data.creatio["WebitelUser"]
+    assert "WSysAccount" not in data.creatio
+    assert sorted(r["Extension"] for r in rows) == sorted(data.notes["clashing_extensions"])
+    logins = {u["Id"]: u["Name"] for u in data.creatio["SysAdminUnit"]}
+    assert all(logins[r["SysAdminUnitId"]] == r["Username"] and r["WebitelId"] == "" for r in rows)
+    assert data.creatio["WebitelLicense"] == [] and data.creatio["WebitelUserLicense"] == []
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_seed_rows_fit_the_sandbox_schema(name):
+    """Every seeded row uses the model's columns, fills its required ones and passes its save script."""
+    model = get_model(name)
+    data = generate(300, seed=2, now_ms=NOW, creatio_model=name)
+    assert set(data.creatio) <= set(model.entities)
+    for entity_name, rows in data.creatio.items():
+        entity = model.entities[entity_name]
+        for row in rows:
+            assert set(row) <= set(entity.columns)
+            assert all(row.get(column) not in (None, "", EMPTY_GUID) for column in entity.required)
+        for column in entity.unique_on_save:
+            values = [row[column] for row in rows]
+            assert len(set(values)) == len(values)
+
+
+def test_unknown_model_is_refused():
+    with pytest.raises(ValueError, match="unknown Creatio model"):
+        generate(10, now_ms=NOW, creatio_model="callmanager")
 
 
 def test_fifty_thousand_users():

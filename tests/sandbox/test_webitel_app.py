@@ -8,7 +8,7 @@ import time
 import pytest
 
 from sandbox.base import Request, Stats
-from sandbox.seed_types import Credentials, SeedData
+from sandbox.seed.types import Credentials, SeedData
 from sandbox.webitel import WebitelApp, make_certificate
 from sandbox.webitel.certificate import DEFAULT_CUSTOMER
 

@@ -26,7 +26,7 @@ def webitel(box, method, path, **kw):
 
 def test_webitel_list_shape_ids_as_strings_and_default_fields(box):
     body = webitel(box, "GET", "/users", params={"page": 1, "size": 5}).json()
-    assert body["page"] == 1 and body["next"] is True and len(body["items"]) == 5      # §1.5 {page,next,items}
+    assert body["page"] == 1 and body["next"] is True and len(body["items"]) == 5  # §1.5 {page,next,items}
     item = body["items"][0]
     assert isinstance(item["id"], str) and item["id"].isdigit()                        # §1.5 int64 as string
     assert set(item) <= {"id", "name", "username", "extension"}                         # §2.1 default output
@@ -57,7 +57,8 @@ def test_webitel_login_token_at_top_level(box):
                                                            "password": creds.webitel_password,
                                                            "domain": box.data.domain}, timeout=10).json()
     assert body["token_type"] == "Bearer" and body["access_token"] and "authorization" not in body   # §1.2
-    me = requests.get(f"{box.webitel_url}/userinfo", headers={"X-Webitel-Access": body["access_token"]}, timeout=10)
+    me = requests.get(f"{box.webitel_url}/userinfo", headers={"X-Webitel-Access": body["access_token"]},
+                      timeout=10)
     assert me.status_code == 200 and me.json()["domain"]
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import random
 
-from mappings.profiles import ObjectModel, object_model
-from sandbox.seed_creatio import CreatioBuilder
-from sandbox.seed_licenses import build_licenses
-from sandbox.seed_names import UniqueLogins, login_for, person, stray_spaces
-from sandbox.seed_types import Credentials, SeedData
+from sandbox.creatio.schema import get_model
+from sandbox.seed.creatio import CreatioBuilder
+from sandbox.seed.licenses import build_licenses
+from sandbox.seed.names import UniqueLogins, login_for, person, stray_spaces
+from sandbox.seed.types import Credentials, SeedData
+
+__all__ = ["Credentials", "SeedData", "generate"]
 
 FIRST_USER_ID = 1001
 NO_EXTENSION_SHARE = 0.01  # users without an extension (they cannot register a SIP phone)
@@ -23,7 +25,7 @@ NO_EMAIL_SHARE = 0.08
 
 
 def generate(users: int, *, seed: int = 0, now_ms: int, domain: str = "demo.webitel.local",
-             model: ObjectModel | None = None, account_name: str | None = None,
+             creatio_model: str = "default", account_name: str | None = None,
              with_account: bool = True, match_share: float = 0.5, unrelated_contacts: int | None = None,
              licenses: bool = True, grants_per_user: int = 1) -> SeedData:
     """Generate one consistent data set for the Webitel and Creatio sandboxes.
@@ -33,7 +35,8 @@ def generate(users: int, *, seed: int = 0, now_ms: int, domain: str = "demo.webi
         seed: Seed of the single random source.
         now_ms: The "current" time in Unix ms; licence validity is placed around it.
         domain: The Webitel domain; also the default account name.
-        model: Creatio object model whose entity and column names are written.
+        creatio_model: The sandbox Creatio model (``sandbox.creatio.schema.MODELS``) whose
+            entity and column names are written: ``"default"`` or ``"wsysaccount"``.
         account_name: Account that created contacts belong to (default: ``domain``).
         with_account: Whether that account already exists in Creatio.
         match_share: Share of the remaining users (after the planted system-user and ambiguous
@@ -48,13 +51,16 @@ def generate(users: int, *, seed: int = 0, now_ms: int, domain: str = "demo.webi
         (serials, ``None`` without licences), ``system_user_usernames``, ``linked_contacts``
         (username -> contact id the sync should link, for planted unambiguous matches) and
         ``account_name``.
+
+    Raises:
+        ValueError: negative ``users``, ``match_share`` outside [0, 1] or an unknown model.
     """
     if users < 0:
         raise ValueError("users must not be negative")
     if not 0.0 <= match_share <= 1.0:
         raise ValueError("match_share must be within [0, 1]")
+    model = get_model(creatio_model)
     rng = random.Random(seed)
-    model = model or object_model("default")
     account_name = account_name or domain
     webitel_users, people = _webitel_users(rng, users, domain)
 

@@ -4,6 +4,9 @@ The rows are planted so that every matching rule of the sync is exercised and no
 accident: contacts meant to match a Webitel user carry that user's username or display name, and
 every other contact is named so that its normalised key equals no Webitel username or display
 name. See ``sandbox.seed.generate`` for the shares.
+
+Every name written comes from the sandbox's own schema (``sandbox.creatio.schema``); the object
+holding one record per Webitel user depends on the model (``WebitelUser`` or ``WSysAccount``).
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import random
 import uuid
 from collections import Counter
 
-from mappings.profiles import EMPTY_GUID, EXTENSION_COMMUNICATION_TYPE, SYS_ADMIN_UNIT_USER, ObjectModel
-from sandbox.seed_names import (COMPANY_SUFFIXES, COMPANY_WORDS, JOB_TITLES, UniqueLogins, ascii_login,
+from sandbox.creatio.schema import (EMPTY_GUID, EXTENSION_COMMUNICATION_TYPE, SYS_ADMIN_UNIT_USER,
+                                    WSYSACCOUNT_ROLE_USER, Model)
+from sandbox.seed.names import (COMPANY_SUFFIXES, COMPANY_WORDS, JOB_TITLES, UniqueLogins, ascii_login,
                                 name_key, person)
 
 SYSTEM_USER_SHARE = 0.10   # users matched through a Creatio system user (rule 2)
@@ -31,19 +35,17 @@ class CreatioBuilder:
         rng: The generator's random source.
         users: Webitel user dicts (already final).
         people: ``(first, last)`` of each user, in the same order.
-        model: The Creatio object model whose names are written.
+        model: The sandbox Creatio model whose names are written.
         account_name: Name of the account created contacts belong to.
         with_account: Whether that account already exists.
     """
 
     def __init__(self, rng: random.Random, users: list[dict], people: list[tuple[str, str]], *,
-                 model: ObjectModel, account_name: str, with_account: bool) -> None:
+                 model: Model, account_name: str, with_account: bool) -> None:
         self.rng, self.users, self.people, self.model = rng, users, people, model
-        self.rows: dict[str, list[dict]] = {"Account": [], "Contact": [], "SysAdminUnit": [],
-                                             "ContactCommunication": [], model.webitel_user.entity: []}
-        for extra in (model.webitel_license, model.webitel_user_license):
-            if extra is not None:
-                self.rows[extra.entity] = []
+        # Every table of the model except the lookups every site ships with (WSysAccountRole).
+        self.rows: dict[str, list[dict]] = {name: [] for name, entity in model.entities.items()
+                                            if not entity.rows}
         # Keys no contact may have unless it is planted to match that user.
         self.forbidden = {name_key(u["username"]) for u in users} | {name_key(u["name"]) for u in users}
         self.display_counts = Counter(name_key(u["name"]) for u in users)
@@ -179,7 +181,6 @@ class CreatioBuilder:
         supervisor = self.add_contact("Supervisor", "supervisor@creatio.local", self.account_id or EMPTY_GUID)
         self.add_system_user("Supervisor", supervisor, "supervisor@creatio.local")
         logins = UniqueLogins({u["username"] for u in self.users} | {"supervisor"})
-        table = self.model.webitel_user
         for n in range(max(2, len(clash_users))):
             _lang, first, last = person(self.rng)
             name = self.free_name(first, last)
@@ -191,14 +192,8 @@ class CreatioBuilder:
                 continue  # a Creatio-only user with no telephony at all
             extension = self.users[clash_users[n]]["extension"]
             self.add_extension_row(contact, extension)
-            row = {"Id": self.uid()}
-            for column, value in ((table.name, name), (table.username, login), (table.webitel_id, ""),
-                                  (table.extension, extension), (table.contact, contact),
-                                  (table.sys_admin_unit, sys_id), (table.active, True)):
-                if column:
-                    row[column] = value
-            row.update(table.defaults)
-            self.rows[table.entity].append(row)
+            row = _TELEPHONY_ROWS[self.model.name](self.uid(), name, login, extension, contact, sys_id)
+            self.rows[self.model.user_entity].append(row)
             self.notes["clashing_extensions"].append(extension)
 
     def _unrelated(self, count: int) -> None:
@@ -221,3 +216,19 @@ class CreatioBuilder:
             if self.rng.random() < 0.01:
                 # A Creatio-only extension: three digits, shorter than any Webitel one.
                 self.add_extension_row(contact, str(self.rng.randint(100, 999)))
+
+
+def _webitel_user_row(row_id: str, name: str, login: str, extension: str, contact: str, sys_id: str) -> dict:
+    """A ``WebitelUser`` record (model ``default``); the Webitel id is not known yet."""
+    return {"Id": row_id, "Name": name, "Username": login, "WebitelId": "", "Extension": extension,
+            "ContactId": contact, "SysAdminUnitId": sys_id, "Active": True}
+
+
+def _wsysaccount_row(row_id: str, name: str, login: str, extension: str, contact: str, sys_id: str) -> dict:
+    """A ``WSysAccount`` record (model ``wsysaccount``): ``Login`` is the extension, role "User"."""
+    return {"Id": row_id, "Name": name, "Login": extension, "ContactId": contact,
+            "RoleId": WSYSACCOUNT_ROLE_USER}
+
+
+# Model name -> the record of a Creatio user who holds an extension in the Webitel user object.
+_TELEPHONY_ROWS = {"default": _webitel_user_row, "wsysaccount": _wsysaccount_row}
