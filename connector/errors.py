@@ -16,7 +16,10 @@
     │   │   └── BadRequest         other 4xx (also a ValueError): this record is wrong
     │   └── BadResponse            an answer we cannot read (HTML instead of JSON, bad shape)
     ├── RecordError                one record cannot be processed: report it, the run goes on
-    └── GuardTripped               a safety guard stopped the run before anything destructive
+    ├── Refused                    an administrator's action breaks a sync rule (a licence refusal)
+    └── StateError                 the state store cannot serve this run
+        ├── LockBusy               another run holds the run lock: try again later
+        └── StateSchemaError       the store was written by a newer version: upgrade this one
 
 Every ``ConnectorError`` carries the system, method, URL *path* (never the query string, which
 may hold personal data), status, the server's error id and message, and the request id when one
@@ -164,14 +167,32 @@ class RecordError(SyncError):
         return f"{who}{field}: {self.message}" if who or field else self.message
 
 
-class GuardTripped(SyncError):
-    """A safety guard (deactivation or revocation cap) stopped the run before any destructive write."""
+class Refused(SyncError):
+    """An administrator's action breaks a sync rule (a licence expired, not yet valid, no seat left,
+    an unknown user); nothing was changed."""
 
-    def __init__(self, message: str, *, guard: str, planned: int, limit: int) -> None:
-        super().__init__(message)
-        self.guard = guard
-        self.planned = planned
-        self.limit = limit
+
+class StateError(SyncError):
+    """The state store cannot serve this run."""
+
+
+class LockBusy(StateError):
+    """The run lock is held by someone else (another run is in progress); ``holder`` describes them."""
+
+    def __init__(self, name: str, holder: dict | None) -> None:
+        self.name = name
+        self.holder = holder
+        if holder:
+            who = (f"{holder['holder']} (host {holder['host']}, pid {holder['pid']}, since "
+                   f"{holder['acquired_at']:%Y-%m-%d %H:%M:%S} UTC, lease until "
+                   f"{holder['expires_at']:%H:%M:%S} UTC)")
+        else:
+            who = "another worker"
+        super().__init__(f"another run is in progress: run lock {name!r} is held by {who}")
+
+
+class StateSchemaError(StateError):
+    """The database holds a state store written by a newer version of this program."""
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

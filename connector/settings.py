@@ -11,8 +11,6 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from mappings.profiles import ObjectModel, object_model
-
 # Webitel's engine caps a page at 1000 rows and silently answers 40 rows for anything larger
 # (webitel/engine model/search_list.go: PER_PAGE_MAXIMUM = 1000, PER_PAGE_DEFAULT = 40).
 # Inferred: the webitel.go users/licence service shares the rule; a larger setting is refused.
@@ -70,7 +68,7 @@ class WebitelSettings(_Section):
 
 
 class CreatioSettings(_Section):
-    """``[creatio]``: where Creatio is, how to authenticate, and the object model to write."""
+    """``[creatio]``: where Creatio is and how to authenticate (the object model is ``jobs.config``'s)."""
 
     url: str = Field(description="site root, e.g. https://mycompany.creatio.com")
     odata_path: str = "/0/odata"
@@ -88,7 +86,6 @@ class CreatioSettings(_Section):
     # IIS refuses query strings over 2048 characters by default (requestLimits maxQueryString);
     # lookups in chunks stay under this many characters of URL.
     max_url_length: int = Field(2000, ge=256, le=65536)
-    objects: ObjectModel = ObjectModel()
 
     _url = field_validator("url")(classmethod(lambda cls, v: _check_url(v)))
 
@@ -103,17 +100,6 @@ class CreatioSettings(_Section):
         if not value.startswith("/"):
             raise ValueError("expected a path starting with '/', e.g. /0/odata (or /odata on .NET 8 sites)")
         return value.rstrip("/")
-
-    @field_validator("objects", mode="before")
-    @classmethod
-    def _objects(cls, value: object) -> object:
-        if isinstance(value, dict):
-            overrides = dict(value)
-            profile = overrides.pop("profile", "default")
-            if profile not in ("default", "wsysaccount"):
-                raise ValueError(f"unknown profile {profile!r}: expected 'default' or 'wsysaccount'")
-            return object_model(profile, overrides)
-        return value
 
     @model_validator(mode="after")
     def _credentials(self) -> "CreatioSettings":

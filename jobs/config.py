@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from connector.errors import ConfigError
+from connector.creatio.objects import ObjectModel
 from connector.settings import CreatioSettings, RetrySettings, WebitelSettings
+from mappings.profiles import PROFILES, object_model
 
 ENV_PREFIX = "WCSYNC_"
 DEFAULT_CONFIG = "config.toml"
@@ -141,6 +143,23 @@ class ProvisioningSettings(_Section):
                                                                                "extension": "webitel"}
 
 
+class CreatioConfig(CreatioSettings):
+    """``[creatio]``: the client's settings and the site's object model (``[creatio.objects]``)."""
+
+    objects: ObjectModel = ObjectModel()
+
+    @field_validator("objects", mode="before")
+    @classmethod
+    def _objects(cls, value: object) -> object:
+        if isinstance(value, dict):
+            overrides = dict(value)
+            profile = overrides.pop("profile", "default")
+            if profile not in PROFILES:
+                raise ValueError(f"unknown profile {profile!r}: expected one of {', '.join(map(repr, PROFILES))}")
+            return object_model(profile, overrides)
+        return value
+
+
 class AppConfig(BaseSettings):
     """The whole configuration."""
 
@@ -148,7 +167,7 @@ class AppConfig(BaseSettings):
                                       validate_default=True, case_sensitive=False)
 
     webitel: WebitelSettings
-    creatio: CreatioSettings
+    creatio: CreatioConfig
     retry: RetrySettings = RetrySettings()
     sync: SyncSettings = SyncSettings()
     licenses: LicenseSettings = LicenseSettings()

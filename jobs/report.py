@@ -7,9 +7,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import exit_codes
-from .apply import ApplyResult
-from .plan import Issue, Plan
+from jobs import exit_codes
+from jobs.apply.engine import ApplyResult
+from jobs.plan import Issue, Plan
 
 
 @dataclass

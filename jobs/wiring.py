@@ -6,8 +6,8 @@ import logging
 
 from connector.retry import RetryPolicy
 
-from .config import AppConfig
-from .logs import register_secrets
+from jobs.config import AppConfig
+from jobs.logs import register_secrets
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def _warn_tls(system: str, verify: bool) -> None:
 
 
 def webitel_client(config: AppConfig, **kw):
-    from connector.webitel import WebitelClient
+    from connector.webitel.client import WebitelClient
 
     register_secrets(config.secrets())
     _warn_tls("webitel", config.webitel.verify_tls)
@@ -33,7 +33,7 @@ def webitel_client(config: AppConfig, **kw):
 
 
 def creatio_client(config: AppConfig, **kw):
-    from connector.creatio import CreatioClient
+    from connector.creatio.client import CreatioClient
 
     register_secrets(config.secrets())
     _warn_tls("creatio", config.creatio.verify_tls)
@@ -41,6 +41,6 @@ def creatio_client(config: AppConfig, **kw):
 
 
 def state_store(config: AppConfig):
-    from .state import StateStore
+    from jobs.state import StateStore
 
     return StateStore.open(config.state.url)

@@ -24,6 +24,11 @@ class UserFacts:
     extension: str
 
 
+def user_label(username: str | None, webitel_id: object) -> str:
+    """How reports name a Webitel user: ``username (id N)``."""
+    return f"{(username or '').strip() or '<no username>'} (id {webitel_id})"
+
+
 def display_name(user: UserFacts) -> str:
     """The person's name as Creatio should show it: the display name, else the username."""
     return tidy(user.name) or tidy(user.username)
@@ -39,9 +44,9 @@ def contact_draft(user: UserFacts, *, contact_id: str, account_id: str | None) -
     return draft
 
 
-def record_fields(user: UserFacts, *, contact_id: str | None, sys_admin_unit_id: str | None,
+def record_values(user: UserFacts, *, contact_id: str | None, sys_admin_unit_id: str | None,
                   extension: str | None) -> dict:
-    """The logical fields the Webitel-user record of ``user`` should have.
+    """The values the Webitel-user record of ``user`` should have, by logical field name.
 
     Args:
         user: the Webitel user.

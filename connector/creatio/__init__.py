@@ -1,6 +1,5 @@
-"""The Creatio client: auth, OData reads and writes, ``$batch``, ``$metadata``, typed records."""
+"""The Creatio client: auth, OData reads and writes, ``$batch``, ``$metadata``, typed records.
 
-from .batch import BatchOp, BatchResult
-from .client import CreatioClient
-
-__all__ = ["BatchOp", "BatchResult", "CreatioClient"]
+Import from the modules (``connector.creatio.client``, ``.records``...): importing the package
+loads nothing, so pure code may use ``values`` and ``objects`` without the HTTP stack.
+"""

@@ -13,23 +13,21 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from mappings.profiles import ObjectModel
-
-from ..errors import BadResponse, Conflict, NotFound
+from ..errors import BadResponse, NotFound
 from ..http import HttpClient, RequestCounter, json_body
 from ..retry import RetryPolicy
 from ..settings import CreatioSettings
 from . import metadata as metadata_module
 from .auth import make_auth
+from .objects import ObjectModel
 from .batch import BatchOp, BatchResult, run_batch
-from .errors import parse_error
+from .error_body import parse_error
 from .odata import Guid, check_column, chunk_any_of, encoded_length
 
 log = logging.getLogger(__name__)
@@ -39,25 +37,6 @@ ENTITY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 ORDER_TERM_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_/]*)(?: (asc|desc))?")
 # Room kept in the URL for the largest $skip a lookup may reach.
 SKIP_PLACEHOLDER = "9" * 10
-
-
-class _RetryWatch:
-    """The back-off sleep handed to ``HttpClient``; counts, per thread, the sleeps taken.
-
-    A sleep means an attempt failed and another follows, which is how ``create`` tells a
-    duplicate Id met on a retry (our own create landed) from one met on the first attempt.
-    """
-
-    def __init__(self, sleep: Callable[[float], None]) -> None:
-        self._sleep = sleep
-        self._local = threading.local()
-
-    def __call__(self, seconds: float) -> None:
-        self._local.count = self.count() + 1
-        self._sleep(seconds)
-
-    def count(self) -> int:
-        return getattr(self._local, "count", 0)
 
 
 def _is_routing_miss(error: NotFound) -> bool:
@@ -81,10 +60,9 @@ class CreatioClient:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.odata_path = settings.odata_path
-        self._retries = _RetryWatch(sleep)
         self.http = HttpClient(system="creatio", base_url=settings.url, timeout_s=settings.timeout_s,
                                verify=settings.verify, retry=retry or RetryPolicy(), parse_error=parse_error,
-                               auth=make_auth(settings, clock=clock), session=session, sleep=self._retries)
+                               auth=make_auth(settings, clock=clock), session=session, sleep=sleep)
 
     @property
     def counter(self) -> RequestCounter:
@@ -225,35 +203,6 @@ class CreatioClient:
             raise BadResponse("record answer is not an object", system="creatio", method="GET", path=path)
         return payload
 
-    def create(self, entity: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Create a record and return it as the server stored it.
-
-        A body with our client-chosen ``Id`` makes the POST idempotent, so it is retried; if a
-        retry then meets a duplicate ``Id``, the earlier attempt landed and the stored row is
-        returned. A duplicate ``Id`` on the first attempt is a real clash.
-
-        Raises:
-            Conflict: a uniqueness clash.
-        """
-        path = self._collection(entity)
-        idempotent = "Id" in body
-        retries_before = self._retries.count()
-        try:
-            response = self.http.request("POST", path, route=path, json=body, headers=ACCEPT_JSON,
-                                         idempotent=idempotent)
-        except Conflict as exc:
-            if not (idempotent and exc.field == "Id" and self._retries.count() > retries_before):
-                raise
-            existing = self.get(entity, str(body["Id"]))
-            if existing is None:
-                raise
-            log.info("creatio %s %s already existed after a retried create", entity, body["Id"])
-            return existing
-        if not response.content:  # a server told to return minimal answers 204
-            return dict(body)
-        payload = json_body(response, system="creatio")
-        return payload if isinstance(payload, dict) else dict(body)
-
     def update(self, entity: str, id: str, changes: dict[str, Any]) -> None:
         """Change some columns of one record (PATCH); nothing is sent when ``changes`` is empty."""
         if not changes:
@@ -281,9 +230,9 @@ class CreatioClient:
         response = self.http.request("GET", path, route=path, headers={"Accept": "application/xml"})
         return metadata_module.parse_metadata(response.content)
 
-    def missing_columns(self, model: ObjectModel | None = None) -> list[str]:
+    def missing_columns(self, model: ObjectModel) -> list[str]:
         """Entities and ``Entity.Column`` names of the object model the site lacks."""
-        return metadata_module.missing_columns(self.metadata(), model or self.settings.objects)
+        return metadata_module.missing_columns(self.metadata(), model)
 
     def iter_by_values(self, entity: str, column: str, values: Iterable[Any], *, select: list[str],
                        extra_filter: str | None = None, orderby: str = "Id",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from mappings.profiles import ObjectModel, entity_columns
+from .objects import ObjectModel, entity_columns
 
 from ..errors import BadResponse
 

@@ -1,12 +1,16 @@
-"""Typed records of the configured Webitel objects in Creatio (``mappings.profiles.ObjectModel``).
+"""Typed records of Creatio rows: Creatio's standard objects and the configured Webitel objects.
 
-Entity and column names come from the object model, so the same code reads the default
-``WebitelUser`` objects and the older ``WSysAccount``. A column the profile sets to ``None`` does not
-exist there: it is neither selected nor written, and its field reads as ``None``.
+Every record class maps its fields through one declarative table ``(field, column, type)``: for
+Creatio's standard objects (``Contact``, ``Account``, ``SysAdminUnit``, ``ContactCommunication``)
+the column is Creatio's own name; for the Webitel objects it is the attribute of the configured
+object model (``connector.creatio.objects.ObjectModel``) holding the site's column name, so the
+same code reads the default ``WebitelUser`` objects and the older ``WSysAccount``. A column the
+profile sets to ``None`` does not exist there: it is neither selected nor written, and its field
+reads as ``None``.
 
-Each record class maps its fields through one declarative table ``(field, model attribute, type)``;
 ``columns`` gives the ``$select`` list, ``from_row`` reads an OData row, ``to_row`` builds a write
-body with PascalCase column names.
+body. A value that does not fit its column raises ``RecordError`` naming the entity, record and
+column, so the run can skip that one record.
 """
 
 from __future__ import annotations
@@ -15,11 +19,74 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, ClassVar, Mapping
 
-from mappings.profiles import EMPTY_GUID, ColumnType, ObjectModel
-
-from ..errors import ConfigError
-from .models import Row
+from ..errors import ConfigError, RecordError
+from .objects import ObjectModel
 from .odata import Guid, datetime_literal
+from .values import EMPTY_GUID, PARSERS, ColumnType
+
+Mapped = tuple[tuple[str, str, ColumnType], ...]
+
+
+class Row:
+    """One OData row with typed getters.
+
+    Args:
+        data: the row as decoded from JSON.
+        entity: the entity name, for error messages.
+    """
+
+    def __init__(self, data: Mapping[str, Any], entity: str = "") -> None:
+        self.data = data
+        self.entity = entity
+
+    def get(self, column: str, kind: ColumnType) -> Any:
+        """The typed value of ``column``.
+
+        Raises:
+            RecordError: the column is missing from the row or its value does not fit ``kind``.
+        """
+        if column not in self.data:
+            raise RecordError("column missing from the answer", system="creatio", object=self.entity,
+                              record=self._ident(), field=column)
+        try:
+            return PARSERS[kind](self.data[column])
+        except ValueError as exc:
+            raise RecordError(str(exc), system="creatio", object=self.entity, record=self._ident(),
+                              field=column) from None
+
+    def guid(self, column: str) -> str | None:
+        return self.get(column, "guid")
+
+    def text(self, column: str) -> str:
+        return self.get(column, "text")
+
+    def boolean(self, column: str) -> bool:
+        return self.get(column, "bool")
+
+    def integer(self, column: str) -> int:
+        return self.get(column, "int")
+
+    def date_time(self, column: str) -> datetime | None:
+        return self.get(column, "datetime")
+
+    def id(self) -> str:
+        """The row's ``Id``, which must be a real GUID."""
+        value = self.guid("Id")
+        if value is None:
+            raise RecordError("empty Id", system="creatio", object=self.entity, field="Id")
+        return value
+
+    def typed(self, types: Mapping[str, ColumnType]) -> dict[str, Any]:
+        """Every column of the row that ``types`` knows, converted; unknown columns are left out.
+
+        Args:
+            types: column → type, e.g. ``entity_columns(model)["Contact"]``.
+        """
+        return {name: self.get(name, kind) for name, kind in types.items() if name in self.data}
+
+    def _ident(self) -> str:
+        value = self.data.get("Id")
+        return f"id {value}" if isinstance(value, str) else ""
 
 
 def write_value(kind: ColumnType, value: Any) -> Any:
@@ -45,7 +112,7 @@ class _Record:
     """Shared reading and writing over a record's field table."""
 
     # (field, attribute of the model's object table holding the column name, column type)
-    FIELDS: ClassVar[tuple[tuple[str, str, ColumnType], ...]] = ()
+    FIELDS: ClassVar[Mapped] = ()
 
     @classmethod
     def table(cls, model: ObjectModel) -> Any:
@@ -68,6 +135,11 @@ class _Record:
         return out
 
     @classmethod
+    def mapped_fields(cls, model: ObjectModel) -> frozenset[str]:
+        """The fields whose column exists in this profile."""
+        return frozenset(field for field, _, _ in cls.mapped(model))
+
+    @classmethod
     def columns(cls, model: ObjectModel) -> list[str]:
         """The ``$select`` list: ``Id`` and every existing column."""
         return ["Id", *(column for _, column, _ in cls.mapped(model))]
@@ -79,9 +151,7 @@ class _Record:
         Raises:
             RecordError: a column is missing or its value does not fit.
         """
-        row = Row(data, cls.entity(model))
-        values = {field: row.get(column, kind) for field, column, kind in cls.mapped(model)}
-        return cls(id=row.id(), **values)
+        return _read(cls, data, cls.entity(model), cls.mapped(model))
 
     @classmethod
     def to_row(cls, record_or_changes: Any, model: ObjectModel) -> dict[str, Any]:
@@ -118,7 +188,7 @@ class _Record:
 class WebitelUserRecord(_Record):
     """A "Webitel Users" record: one telephony user linked to a Creatio contact/user."""
 
-    FIELDS: ClassVar[tuple[tuple[str, str, ColumnType], ...]] = (
+    FIELDS: ClassVar[Mapped] = (
         ("name", "name", "text"), ("username", "username", "text"), ("webitel_id", "webitel_id", "text"),
         ("extension", "extension", "text"), ("contact_id", "contact", "guid"),
         ("sys_admin_unit_id", "sys_admin_unit", "guid"), ("active", "active", "bool"),
@@ -142,7 +212,7 @@ class WebitelUserRecord(_Record):
 class LicenseRecord(_Record):
     """A Webitel licence as pushed to Creatio (read-only there)."""
 
-    FIELDS: ClassVar[tuple[tuple[str, str, ColumnType], ...]] = (
+    FIELDS: ClassVar[Mapped] = (
         ("serial", "serial", "text"), ("product", "product", "text"), ("name", "name", "text"),
         ("valid_from", "valid_from", "datetime"), ("valid_till", "valid_till", "datetime"),
         ("limit", "limit", "int"), ("used", "used", "int"), ("concurrent", "concurrent", "bool"),
@@ -169,7 +239,7 @@ class LicenseRecord(_Record):
 class GrantRecord(_Record):
     """A "User Licenses" row: one licence granted to one Webitel user record."""
 
-    FIELDS: ClassVar[tuple[tuple[str, str, ColumnType], ...]] = (
+    FIELDS: ClassVar[Mapped] = (
         ("user_id", "user", "guid"), ("license_id", "license", "guid"),
     )
 
@@ -182,3 +252,82 @@ class GrantRecord(_Record):
         if model.webitel_user_license is None:
             raise ConfigError(f"the {model.profile!r} object profile has no user-licence object")
         return model.webitel_user_license
+
+
+def _read(cls: type, data: Mapping[str, Any], entity: str, mapped) -> Any:
+    row = Row(data, entity)
+    return cls(row.id(), **{field: row.get(column, kind) for field, column, kind in mapped})
+
+
+class _Standard:
+    """A record of one of Creatio's own objects: ``ENTITY`` and ``FIELDS`` name its columns."""
+
+    ENTITY: ClassVar[str] = ""
+    FIELDS: ClassVar[Mapped] = ()
+
+    @classmethod
+    def columns(cls) -> list[str]:
+        """The ``$select`` list: ``Id`` and every mapped column."""
+        return ["Id", *(column for _, column, _ in cls.FIELDS)]
+
+    @classmethod
+    def from_row(cls, data: Mapping[str, Any]) -> Any:
+        """The record of an OData row (selected with ``columns()``).
+
+        Raises:
+            RecordError: a column is missing or its value does not fit.
+        """
+        return _read(cls, data, cls.ENTITY, cls.FIELDS)
+
+
+@dataclass(frozen=True, slots=True)
+class Contact(_Standard):
+    """A ``Contact`` (a person in the CRM)."""
+
+    ENTITY: ClassVar[str] = "Contact"
+    FIELDS: ClassVar[Mapped] = (("name", "Name", "text"), ("email", "Email", "text"),
+                                ("account_id", "AccountId", "guid"))
+
+    id: str
+    name: str
+    email: str
+    account_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Account(_Standard):
+    """An ``Account`` (a company)."""
+
+    ENTITY: ClassVar[str] = "Account"
+    FIELDS: ClassVar[Mapped] = (("name", "Name", "text"),)
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SysUser(_Standard):
+    """A system user: a ``SysAdminUnit`` row of type 4; ``name`` is the login."""
+
+    ENTITY: ClassVar[str] = "SysAdminUnit"
+    FIELDS: ClassVar[Mapped] = (("name", "Name", "text"), ("contact_id", "ContactId", "guid"),
+                                ("active", "Active", "bool"))
+
+    id: str
+    name: str
+    contact_id: str | None
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ContactCommunication(_Standard):
+    """A contact's phone, e-mail or extension (``type_id`` is the CommunicationType)."""
+
+    ENTITY: ClassVar[str] = "ContactCommunication"
+    FIELDS: ClassVar[Mapped] = (("contact_id", "ContactId", "guid"), ("type_id", "CommunicationTypeId", "guid"),
+                                ("number", "Number", "text"))
+
+    id: str
+    contact_id: str | None
+    type_id: str | None
+    number: str

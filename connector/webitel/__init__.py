@@ -1,6 +1,5 @@
-"""Client for the Webitel REST API (``webitel.go`` users and licences, under ``/api``)."""
+"""Client for the Webitel REST API (``webitel.go`` users and licences, under ``/api``).
 
-from .client import WebitelClient
-from .models import Customer, License, LicenseGrant, LicenseHolder, WebitelUser
-
-__all__ = ["WebitelClient", "Customer", "License", "LicenseGrant", "LicenseHolder", "WebitelUser"]
+Import from the modules (``connector.webitel.client``, ``.models``): importing the package loads
+nothing.
+"""

@@ -17,7 +17,7 @@ from ..http import HttpClient, json_body
 from ..retry import RetryPolicy
 from ..settings import WebitelSettings
 from .auth import LoginAuth, TokenAuth
-from .errors import parse_error
+from .error_body import parse_error
 from .models import Customer, License, LicenseHolder, WebitelUser
 
 # What the sync reads of a user; the default list output lacks email and license (reference 2.1).

@@ -90,10 +90,6 @@ class WebitelUser:
     def serials(self) -> frozenset[str]:
         return frozenset(grant.serial for grant in self.licenses)
 
-    def label(self) -> str:
-        """How an administrator recognises the user in a report: ``ann (id 17)``."""
-        return f"{self.username or '<no username>'} (id {self.id})"
-
     @staticmethod
     def parse(raw: object) -> "WebitelUser":
         """Validate one user as Webitel sends it (raises ``pydantic.ValidationError``); extra keys are ignored."""
@@ -129,16 +125,6 @@ class License(_Model):
         if self.valid_till is None:
             return None
         return math.ceil((to_ms(self.valid_till) - to_ms(now)) / MS_PER_DAY)
-
-    def refusal(self, now: datetime) -> str | None:
-        """Why a *new* grant of this licence would be refused now, or None."""
-        if self.valid_till is not None and now >= self.valid_till:
-            return "license_expired"
-        if self.valid_from is not None and now < self.valid_from:
-            return "license_not_yet_valid"
-        if not self.concurrent and self.remain <= 0:
-            return "license_limit_reached"
-        return None
 
 
 class LicenseHolder(_Model):

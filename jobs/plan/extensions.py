@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from .model import Issue
+from jobs.plan.model import Issue
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-Grant = tuple[str, str]  # (Webitel user id, licence serial in lower case)
+from jobs.read.snapshots import Grant
 
 
 @dataclass(frozen=True)

@@ -13,44 +13,17 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from mappings import keys
+from mappings.licenses import CATALOG_FIELDS, catalog_values, grant_refusal
+from mappings.users import user_label
 
-from .grants import Grant, Merge, merge_grants
-from .model import Action, Issue, Plan
-
-CATALOG_FIELDS = ("serial", "product", "name", "valid_from", "valid_till", "limit", "used", "concurrent")
-
-
-@dataclass(frozen=True)
-class LicenseSnapshot:
-    """Both sides as read for the licences job.
-
-    Attributes:
-        domain: the Webitel domain (part of our deterministic Ids).
-        now: the moment validity is judged at.
-        licenses: the Webitel catalog (``connector.webitel.License``).
-        webitel_grants: Webitel user id -> the serials the user holds.
-        usernames: Webitel user id -> username, for reports.
-        license_records: the catalog as it is in Creatio (``LicenseRecord``).
-        user_record_ids: Webitel user id -> its Webitel-user record Id in Creatio.
-        grant_rows: "User Licenses" rows (``GrantRecord``).
-        baseline: grants agreed after the last licence sync, or None before the first.
-    """
-
-    domain: str
-    now: datetime
-    licenses: tuple[Any, ...] = ()
-    webitel_grants: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    usernames: Mapping[str, str] = field(default_factory=dict)
-    license_records: tuple[Any, ...] = ()
-    user_record_ids: Mapping[str, str] = field(default_factory=dict)
-    grant_rows: tuple[Any, ...] = ()
-    baseline: frozenset[Grant] | None = None
-    invalid: tuple[Issue, ...] = ()
+from jobs.plan.grants import Grant, Merge, merge_grants
+from jobs.plan.model import Action, Issue, Plan
+from jobs.read.snapshots import LicenseSnapshot
 
 
 @dataclass(frozen=True)
@@ -69,12 +42,6 @@ class GrantSets:
     baseline: frozenset[Grant] | None
 
 
-def catalog_values(lic) -> dict[str, Any]:
-    """A Webitel licence as the values of its Creatio licence record."""
-    return {"serial": lic.serial.lower(), "product": lic.product, "name": lic.title, "valid_from": lic.valid_from,
-            "valid_till": lic.valid_till, "limit": lic.limit, "used": lic.used, "concurrent": lic.concurrent}
-
-
 def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[Plan, GrantSets]:
     """Compute the licences job's plan and the grant sets it was computed from."""
     actions: list[Action] = []
@@ -83,8 +50,6 @@ def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[P
     record_by_serial = {r.serial.lower(): r for r in snap.license_records if r.serial}
     license_ids: dict[str, str] = {s: r.id for s, r in record_by_serial.items()}
     catalog = {lic.serial.lower(): lic for lic in snap.licenses}
-    for serial, lic in sorted(catalog.items()):
-        actions.extend(_catalog_action(snap.domain, lic, record_by_serial.get(serial), license_ids))
     for serial in sorted(set(record_by_serial) - set(catalog)):
         warnings.append(Issue("license_not_in_webitel", f"licence {serial} is in Creatio but no longer in "
                               "Webitel's registry; left as it is", field="license"))
@@ -121,6 +86,17 @@ def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[P
                       f"{options.max_revocation_share} of {total} grants); nothing was revoked")
         conflicts.append(guard)
         revokes = []
+    # Webitel's "used" moves with this run's own grants and revocations: the catalog carries the
+    # count they leave, so one run leaves both sides in step (no second read of Webitel).
+    seats = defaultdict(int)
+    for wid, serial in granted:
+        seats[serial] += 1
+    for action in revokes:
+        if action.kind == "revoke_webitel":
+            seats[action.old["license"]] -= 1
+    for serial, lic in sorted(catalog.items()):
+        actions.extend(_catalog_action(snap.domain, lic, record_by_serial.get(serial), license_ids,
+                                       used=lic.used + seats[serial]))
     actions.extend(revokes)
     for wid, serial in sorted(granted, key=_order):
         actions.append(Action("grant_webitel", "WebitelGrant", f"{wid}:{serial}", f"grant:{wid}:{serial}",
@@ -141,9 +117,9 @@ def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[P
     return Plan("licenses", tuple(actions), tuple(conflicts), tuple(warnings), snap.invalid, guard, stats), sets
 
 
-def _catalog_action(domain: str, lic, record, license_ids: dict[str, str]) -> list[Action]:
+def _catalog_action(domain: str, lic, record, license_ids: dict[str, str], *, used: int) -> list[Action]:
     serial = lic.serial.lower()
-    values = catalog_values(lic)
+    values = catalog_values(lic, used=used)
     key = f"license:{serial}"
     if record is None:
         rid = keys.license_record_id(domain, serial)
@@ -181,14 +157,9 @@ def _refuse(snap: LicenseSnapshot, merge: Merge, catalog: dict) -> tuple[set[Gra
         elif lic is None:
             issues.append(Issue("license_unknown", f"licence {serial} is not in Webitel's registry; the Creatio "
                                 "row is left in place", user=_label(snap, wid), webitel_id=int(wid), field="license"))
-        elif lic.valid_till is not None and snap.now >= lic.valid_till:
-            issues.append(Issue("license_expired", f"{lic.title} ({serial}) expired on {lic.valid_till:%Y-%m-%d}; "
-                                "not granted, the Creatio row is left in place", user=_label(snap, wid),
-                                webitel_id=int(wid), field="license"))
-        elif lic.valid_from is not None and snap.now < lic.valid_from:
-            issues.append(Issue("license_not_yet_valid", f"{lic.title} ({serial}) is valid from "
-                                f"{lic.valid_from:%Y-%m-%d}; not granted yet", user=_label(snap, wid),
-                                webitel_id=int(wid), field="license"))
+        elif (refusal := grant_refusal(lic, snap.now, seats_left=1)) is not None:
+            issues.append(Issue(refusal.kind, f"{lic.title} ({serial}): {refusal.reason}; not granted, the Creatio "
+                                "row is left in place", user=_label(snap, wid), webitel_id=int(wid), field="license"))
         elif lic.concurrent:
             allowed.add(grant)
         else:
@@ -199,8 +170,9 @@ def _refuse(snap: LicenseSnapshot, merge: Merge, catalog: dict) -> tuple[set[Gra
         allowed.update(grants[:seats])
         refused = grants[seats:]
         if refused:
+            refusal = grant_refusal(lic, snap.now, seats_left=0)
             names = tuple(_label(snap, wid) for wid, _ in refused)
-            issues.append(Issue("license_limit_reached", f"{lic.title} ({serial}) has {seats} seat(s) left for "
+            issues.append(Issue(refusal.kind, f"{lic.title} ({serial}) has {seats} seat(s) left for "
                                 f"{len(grants)} new grants; not granted to {len(refused)} user(s)",
                                 field="license", others=names))
     return allowed, issues
@@ -223,4 +195,81 @@ def _order(grant: Grant) -> tuple[int, str]:
 
 
 def _label(snap: LicenseSnapshot, wid: str) -> str:
-    return f"{snap.usernames.get(wid, '<unknown>')} (id {wid})"
+    return user_label(snap.usernames.get(wid, "<unknown>"), wid)
+
+
+@dataclass(frozen=True)
+class GrantChange:
+    """One administrator's ``license assign|revoke``, and both sides as read for it.
+
+    Attributes:
+        action: ``assign`` or ``revoke``.
+        webitel_id, username: the Webitel user.
+        license: the Webitel licence (``connector.webitel.models.License``).
+        held: the serials the user holds now (a fresh read), lower case.
+        now: the moment validity is judged at.
+        domain: the Webitel domain (part of our deterministic Ids).
+        mirrored: whether the site's object model has the licence objects at all.
+        record_id: the user's Webitel-user record in Creatio, or None before its import.
+        license_record: the licence's Creatio record, or None before the catalog reached Creatio.
+        grant_rows: the "User Licenses" rows of this user and licence.
+    """
+
+    action: str
+    webitel_id: int
+    username: str
+    license: Any
+    held: frozenset[str]
+    now: datetime
+    domain: str
+    mirrored: bool = True
+    record_id: str | None = None
+    license_record: Any = None
+    grant_rows: tuple[Any, ...] = ()
+
+
+def plan_grant_change(change: GrantChange) -> Plan:
+    """The plan of one grant change: the same actions (and refusals) the licences job would make.
+
+    The Webitel grant, the catalog record with the "used" count it leaves, and the grant row; a
+    refused grant is the plan's only conflict and nothing else is planned.
+    """
+    lic, wid = change.license, str(change.webitel_id)
+    serial = lic.serial.lower()
+    label = user_label(change.username, wid)
+    key = f"grant:{wid}:{serial}"
+    actions: list[Action] = []
+    warnings: list[Issue] = []
+    used = lic.used
+    if change.action == "assign" and serial not in change.held:
+        refusal = grant_refusal(lic, change.now)
+        if refusal is not None:
+            return Plan("licenses", conflicts=(Issue(refusal.kind, f"{lic.title} ({lic.serial}) cannot be granted "
+                                                     f"to {label}: {refusal.reason}", user=label,
+                                                     webitel_id=change.webitel_id, field="license"),))
+        actions.append(Action("grant_webitel", "WebitelGrant", f"{wid}:{serial}", key, label, change.webitel_id,
+                              new={"license": serial}))
+        used += 1
+    elif change.action == "revoke" and serial in change.held:
+        actions.append(Action("revoke_webitel", "WebitelGrant", f"{wid}:{serial}", key, label, change.webitel_id,
+                              old={"license": serial}))
+        used -= 1
+    if not change.mirrored:
+        return Plan("licenses", tuple(actions), warnings=(Issue(
+            "licenses_not_in_profile", "the object profile has no licence objects: nothing mirrored to Creatio"),))
+    license_ids: dict[str, str] = {serial: change.license_record.id} if change.license_record else {}
+    catalog = _catalog_action(change.domain, lic, change.license_record, license_ids, used=used)
+    actions.extend(catalog)
+    if change.record_id is None:
+        warnings.append(Issue("grant_without_record", "the user has no Webitel-user record in Creatio yet: the "
+                              "next sync will carry the grant", user=label, webitel_id=change.webitel_id))
+    elif change.action == "assign" and not change.grant_rows:
+        created = tuple(a.id for a in catalog if a.kind == "create_license")
+        actions.append(Action("create_grant_row", "WebitelUserLicense",
+                              keys.grant_record_id(change.domain, change.webitel_id, serial), key, label,
+                              change.webitel_id, new={"user_id": change.record_id, "license_id": license_ids[serial],
+                                                      "license": serial}, depends_on=created))
+    elif change.action == "revoke":
+        actions += [Action("delete_grant_row", "WebitelUserLicense", row.id, key, label, change.webitel_id,
+                           old={"license": serial}) for row in change.grant_rows]
+    return Plan("licenses", tuple(actions), warnings=tuple(warnings))

@@ -18,7 +18,7 @@ from mappings.keys import contact_id as own_contact_id
 from mappings.keys import normalise_key, user_record_id
 from mappings.users import display_name
 
-from .model import Issue
+from jobs.plan.model import Issue
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobs.read.snapshots import Issue
+
+__all__ = ["Action", "Issue", "Plan"]
+
 
 @dataclass(frozen=True, slots=True)
 class Action:
@@ -51,40 +55,6 @@ class Action:
             out["old"] = self.old
         if self.new is not None:
             out["new"] = self.new
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class Issue:
-    """A conflict, warning or error found while planning or applying.
-
-    Attributes:
-        kind: ``ambiguous_match``, ``duplicate_extension``, ``deactivation_cap``, ``no_extension``, ...
-        message: one sentence for an administrator.
-        user: the Webitel user concerned (``ann (id 17)``), or "".
-        webitel_id: its id, when known.
-        field: the field at fault, when one is.
-        others: the other parties (the other holder of an extension, the candidate contacts).
-    """
-
-    kind: str
-    message: str
-    user: str = ""
-    webitel_id: int | None = None
-    field: str = ""
-    others: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "message": self.message}
-        if self.user:
-            out["user"] = self.user
-            out["username"] = self.user.rsplit(" (id ", 1)[0]
-        if self.webitel_id is not None:
-            out["webitel_id"] = self.webitel_id
-        if self.field:
-            out["field"] = self.field
-        if self.others:
-            out["others"] = list(self.others)
         return out
 
 

@@ -17,23 +17,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping
 
 from mappings.keys import normalise_key, tidy
 
-from .model import Action, Issue
+from jobs.plan.model import Action, Issue
 
 SYNCED_FIELDS = ("name", "extension")
-
-
-class Baseline(NamedTuple):
-    """The name and extension both sides agreed on at the last run (one per linked user)."""
-
-    name: str
-    extension: str
-
-    def get(self, field_name: str, default: str | None = None) -> str | None:
-        return getattr(self, field_name, default)
 
 
 @dataclass(frozen=True)

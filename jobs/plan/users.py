@@ -7,54 +7,21 @@ out. ``jobs.apply`` executes it; ``run --dry-run`` prints it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from mappings import keys
 from mappings.keys import normalise_key
-from mappings.users import UserFacts, contact_draft, display_name, record_fields
+from mappings.users import UserFacts, contact_draft, display_name, record_values, user_label
 
-from .extensions import Claim, resolve_extensions
-from .match import Matcher
-from .model import Action, Issue, Plan
-from .provision import (SYNCED_FIELDS, ProvisionOptions, check_candidates, delete_action, merge_field,
+from jobs.plan.extensions import Claim, resolve_extensions
+from jobs.plan.match import Matcher
+from jobs.plan.model import Action, Issue, Plan
+from jobs.read.snapshots import UsersSnapshot
+from jobs.plan.provision import (SYNCED_FIELDS, ProvisionOptions, check_candidates, delete_action, merge_field,
                         provision_action, provision_candidates, update_webitel_action)
 
 from mappings.users import RECORD_FIELDS as COMPARED
-
-
-@dataclass(frozen=True)
-class UsersSnapshot:
-    """Both sides as read at the start of a run.
-
-    Attributes:
-        domain: the Webitel domain (part of every deterministic Id).
-        users: the Webitel users that parsed (``id, username, name, email, extension``).
-        invalid: users that did not parse: ``(webitel id or None, Issue)``.
-        records: every Webitel-user record in Creatio (``id, name, username, webitel_id, extension,
-            contact_id, sys_admin_unit_id, active``).
-        contacts: the contacts that can match (looked up by name, by record, by our own Ids).
-        sys_users: the system users whose login can match.
-        accounts: the accounts named like the configured account.
-        communications: Extension communication options of the candidate contacts.
-        links: the state store's links, Webitel id -> record Id.
-        baselines: per linked Webitel id, the name and extension both sides agreed on last run.
-        record_contacts: contacts of records awaiting provisioning, by Id.
-        sys_logins: logins of the Creatio users of records awaiting provisioning, by Id.
-    """
-
-    domain: str
-    users: tuple[Any, ...] = ()
-    invalid: tuple[tuple[int | None, Issue], ...] = ()
-    records: tuple[Any, ...] = ()
-    contacts: tuple[Any, ...] = ()
-    sys_users: tuple[Any, ...] = ()
-    accounts: tuple[Any, ...] = ()
-    communications: tuple[Any, ...] = ()
-    links: Mapping[str, str] = field(default_factory=dict)
-    baselines: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    record_contacts: Mapping[str, Any] = field(default_factory=dict)
-    sys_logins: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -64,7 +31,7 @@ class UserPlanOptions:
     max_deactivations: int = 50
     max_deactivation_share: float = 0.10
     sync_extension_communication: bool = True
-    record_fields: frozenset[str] = frozenset(COMPARED)  # the fields the profile's record has
+    mapped_fields: frozenset[str] = frozenset(COMPARED)  # the record fields whose column the site has
     provisioning: ProvisionOptions = ProvisionOptions(enabled=False)
 
 
@@ -92,7 +59,7 @@ class _Builder:
         planned: list[tuple[Any, str, Any]] = []  # (user, label, match)
         deleted = self._deleted_in_creatio(matcher)
         for user in sorted(self.s.users, key=lambda u: u.id):
-            label = f"{user.username.strip() or '<no username>'} (id {user.id})"
+            label = user_label(user.username, user.id)
             if user.id in deleted:
                 continue
             if not user.username.strip():
@@ -137,7 +104,7 @@ class _Builder:
     def _delete_in_webitel(self, deleted: dict[int, str]) -> None:
         names = {u.id: u.username for u in self.s.users}
         for wid, rid in sorted(deleted.items()):
-            self.actions.append(delete_action(str(wid), f"{names.get(wid, '?')} (id {wid})", rid,
+            self.actions.append(delete_action(str(wid), user_label(names.get(wid, "?"), wid), rid,
                                               self.o.provisioning.on_delete))
 
     @staticmethod
@@ -155,7 +122,7 @@ class _Builder:
         base = self.s.baselines.get(str(user.id))
         merged = {}
         for name in SYNCED_FIELDS:
-            creatio = (getattr(record, name) or "").strip() if name in self.o.record_fields else webitel[name]
+            creatio = (getattr(record, name) or "").strip() if name in self.o.mapped_fields else webitel[name]
             result = merge_field(webitel[name], creatio, base.get(name) if base else None,
                                  p.owners.get(name, "webitel"))
             merged[name] = result.value
@@ -173,7 +140,7 @@ class _Builder:
         linked = set(self.s.links.values())
         candidates, issues = provision_candidates(self.s.records, linked_ids=linked, adopted_ids=adopted,
                                                   contacts=self.s.record_contacts, sys_logins=self.s.sys_logins)
-        webitel_ext = {u.extension.strip(): f"{u.username} (id {u.id})" for u in self.s.users if u.extension.strip()}
+        webitel_ext = {u.extension.strip(): user_label(u.username, u.id) for u in self.s.users if u.extension.strip()}
         record_ext: dict[str, list[str]] = {}
         for record in self.s.records:
             if record.active is not False and (record.extension or "").strip():
@@ -231,9 +198,9 @@ class _Builder:
         merged = self.merged.get(user.id, {})
         if merged:
             facts = UserFacts(user.id, user.username, merged["name"], user.email, merged["extension"])
-        fields = record_fields(facts, contact_id=contact, sys_admin_unit_id=found.sys_user_id,
+        fields = record_values(facts, contact_id=contact, sys_admin_unit_id=found.sys_user_id,
                                extension=None if extension_refused else facts.extension)
-        fields = {k: v for k, v in fields.items() if k in self.o.record_fields}
+        fields = {k: v for k, v in fields.items() if k in self.o.mapped_fields}
         to_webitel = {k: merged[k] for k in SYNCED_FIELDS if merged and merged[k] != (
             display_name(UserFacts(user.id, user.username, user.name, "", "")) if k == "name" else user.extension.strip())}
         if extension_refused:
@@ -355,19 +322,19 @@ class _Builder:
         by_record = {rid: wid for wid, rid in self.s.links.items()}
         for record in gone:
             wid = record.webitel_id or by_record.get(record.id, "")
-            label = f"{record.username or record.name} (id {wid})"
+            label = user_label(record.username or record.name, wid)
             key = f"webitel_user:{wid}"
             if self.o.on_missing == "delete":
                 self.actions.append(Action("delete_record", "WebitelUser", record.id, key, label,
                                            int(wid) if str(wid).isdigit() else None, old={"name": record.name}))
-            elif "active" in self.o.record_fields:
+            elif "active" in self.o.mapped_fields:
                 self.actions.append(Action("deactivate_record", "WebitelUser", record.id, key, label,
                                            int(wid) if str(wid).isdigit() else None, old={"active": True},
                                            new={"active": False}))
 
 
 def _as_dict(baseline) -> dict:
-    """A stored baseline (a ``Baseline`` or a plain mapping) as the dict a link keeps."""
+    """A stored baseline (a ``AgreedFields`` or a plain mapping) as the dict a link keeps."""
     if baseline is None:
         return {}
     return {name: baseline.get(name) for name in SYNCED_FIELDS}

@@ -6,19 +6,17 @@ SQLite by default, PostgreSQL by URL, both through SQLAlchemy Core::
         run_id = store.start_run("users", dry_run=False, now=now)
 """
 
-from .lock import LockBusy, RunLock
-from .records import Event, Link, RunRecord
-from .schema import SCHEMA_VERSION, StateSchemaError
-from .store import BASELINE_SET_KEY, StateStore
+from jobs.state.lock import RunLock
+from jobs.state.records import Event, Link, RunRecord
+from jobs.state.schema import SCHEMA_VERSION
+from jobs.state.store import BASELINE_SET_KEY, StateStore
 
 __all__ = [
     "BASELINE_SET_KEY",
     "Event",
     "Link",
-    "LockBusy",
     "RunLock",
     "RunRecord",
     "SCHEMA_VERSION",
-    "StateSchemaError",
     "StateStore",
 ]

@@ -18,34 +18,19 @@ import datetime as dt
 import os
 import socket
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import create_engine, delete, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from connector.errors import SyncError
+from connector.errors import LockBusy
 
-from . import schema
-from .schema import as_utc, upsert, write_transaction
+from jobs.state import schema
+from jobs.state.schema import as_utc, upsert, write_transaction
 
 _ADVISORY_PREFIX = "webitel-creatio-sync:"
-
-
-class LockBusy(SyncError, RuntimeError):
-    """The run lock is held by someone else (another run is in progress); ``holder`` describes them."""
-
-    def __init__(self, name: str, holder: dict | None) -> None:
-        self.name = name
-        self.holder = holder
-        if holder:
-            who = (f"{holder['holder']} (host {holder['host']}, pid {holder['pid']}, since "
-                   f"{holder['acquired_at']:%Y-%m-%d %H:%M:%S} UTC, lease until "
-                   f"{holder['expires_at']:%H:%M:%S} UTC)")
-        else:
-            who = "another worker"
-        super().__init__(f"another run is in progress: run lock {name!r} is held by {who}")
 
 
 def default_holder() -> str:
@@ -67,7 +52,7 @@ class RunLock:
     """
 
     def __init__(self, engine: Engine, name: str = "sync", *, holder: str | None = None,
-                 lease_s: float = 120) -> None:
+                 lease_s: float = 120, clock: Callable[[], dt.datetime] | None = None) -> None:
         """Describe the lock; nothing is taken until ``acquire``.
 
         Args:
@@ -75,6 +60,8 @@ class RunLock:
             name: The lock's name, one per configuration (e.g. per tenant).
             holder: This holder's id; default ``host:pid:random``.
             lease_s: How long a lease lasts without a heartbeat.
+            clock: The wall clock leases are judged by (default: the real UTC clock); a call's own
+                ``now`` wins over it.
         """
         if lease_s <= 0:
             raise ValueError("lease_s must be positive")
@@ -82,11 +69,17 @@ class RunLock:
         self.name = name
         self.holder = holder or default_holder()
         self.lease_s = float(lease_s)
+        self._clock = clock
         self._postgres = engine.dialect.name == "postgresql"
         self._session: Connection | None = None  # PostgreSQL: the session owning the advisory lock
         self._session_pid: int | None = None
         self._session_engine: Engine | None = None
         self._held = False
+
+    def _time(self, now: dt.datetime | None) -> dt.datetime:
+        if now is None and self._clock is not None:
+            now = self._clock()
+        return _now(now)
 
     @property
     def held(self) -> bool:
@@ -99,7 +92,7 @@ class RunLock:
         Returns:
             True if this holder holds the lock now (also when it already did).
         """
-        now = _now(now)
+        now = self._time(now)
         if self._postgres:
             if self._session is not None:  # already ours: acquiring again only renews the lease
                 return self.heartbeat(now=now)
@@ -126,7 +119,7 @@ class RunLock:
             False if the lock was lost (another holder took it over, or on PostgreSQL the
             session holding it died); the caller should stop writing.
         """
-        now = _now(now)
+        now = self._time(now)
         if self._postgres and not self._session_alive():
             self._held = False
             return False
@@ -155,7 +148,7 @@ class RunLock:
         t = schema.locks
         with self._engine.connect() as connection:
             row = connection.execute(select(t).where(t.c.name == self.name)).first()
-        if row is None or row.expires_at <= _now(now):
+        if row is None or row.expires_at <= self._time(now):
             return None
         return {"holder": row.holder, "host": row.host, "pid": row.pid,
                 "acquired_at": row.acquired_at, "expires_at": row.expires_at}

@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from .schema import as_utc
+from jobs.state.schema import as_utc
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,16 +42,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.types import TypeDecorator
 
+from connector.errors import StateSchemaError
+
 SCHEMA_VERSION = 1
 # How long a SQLite writer waits for another process's write transaction before giving up.
 SQLITE_BUSY_TIMEOUT_S = 30.0
 # Connection execution option that makes SQLite begin with BEGIN IMMEDIATE (see write_transaction).
 _WRITE_OPTION = "wcsync_write"
 _SCHEMA_LOCK_KEY = "webitel-creatio-sync:schema"
-
-
-class StateSchemaError(RuntimeError):
-    """The database holds a state store written by a newer version of this program."""
 
 
 def as_utc(value: dt.datetime, name: str = "now") -> dt.datetime:

@@ -20,10 +20,10 @@ from typing import Iterator, Iterable, Mapping, Sequence
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from . import records, schema
-from .lock import RunLock
-from .records import Event, Link, RunRecord, event_from_row, link_from_row, run_from_row
-from .schema import as_utc, upsert, write_transaction
+from jobs.state import records, schema
+from jobs.state.lock import RunLock
+from jobs.state.records import Event, Link, RunRecord, event_from_row, link_from_row, run_from_row
+from jobs.state.schema import as_utc, upsert, write_transaction
 
 MIN_RUN_PREFIX = 6
 # Settings key marking that a licence sync has set the baseline (even to the empty set).
@@ -78,9 +78,10 @@ class StateStore:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def lock(self, name: str = "sync", *, holder: str | None = None, lease_s: float = 120) -> RunLock:
+    def lock(self, name: str = "sync", *, holder: str | None = None, lease_s: float = 120,
+             clock=None) -> RunLock:
         """A run lock named ``name`` in this store (see ``RunLock``); not yet acquired."""
-        return RunLock(self._engine, name, holder=holder, lease_s=lease_s)
+        return RunLock(self._engine, name, holder=holder, lease_s=lease_s, clock=clock)
 
     # --- links -------------------------------------------------------------------------------
 

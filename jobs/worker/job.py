@@ -1,9 +1,9 @@
 """The body of one scheduled run: lock, run the sync job, record, count, log. Never raises.
 
 ``run_job(name, context)`` is a plain function: the scheduler calls it, and so do the tests,
-without any scheduler. It takes the configuration's run lock itself (rather than through
-``jobs.sync.run_once``) because the worker needs more than ``run`` does: the lease renewed from a
-thread of its own while a long read goes on, the stop flag passed down, the lock-wait counted.
+without any scheduler. The run lock, its lease and the marking of stale runs are the cycle's
+(``jobs.sync.cycle.held_run_lock``, the same path as ``run``); the worker adds the backoff, the
+stop flag passed down and the metrics.
 """
 
 from __future__ import annotations
@@ -17,19 +17,19 @@ from typing import Any, Callable, Mapping
 
 from apscheduler.triggers.base import BaseTrigger
 
-from connector.errors import ConnectorError, SyncError
+from connector.errors import LockBusy, SyncError
 
-from ..config import AppConfig
-from ..logs import bind_run, unbind_run
-from ..metrics import Metrics, counter_delta
-from ..lease import LeaseKeeper
-from ..runner import utcnow
-from .schedule import SYNC_JOBS, interval_s
-from .status import BackoffPolicy, JobStatus, job_status
+from jobs.config import AppConfig
+from jobs.logs import bind_run, unbind_run
+from jobs.worker.metrics import Metrics, counter_delta
+from jobs.state.lease import LeaseKeeper
+from jobs.sync.cycle import held_run_lock
+from jobs.sync.recording import utcnow
+from jobs.worker.schedule import SYNC_JOBS, interval_s
+from jobs.worker.status import BackoffPolicy, JobStatus, job_status
 
 log = logging.getLogger("wcsync.worker")
 HISTORY_WINDOW = 50  # runs read to judge a job; backoff is capped long before 50 failures
-LOCK_NAME = "sync"  # the same lock as ``run``: one run at a time per configuration
 
 
 @dataclass
@@ -108,26 +108,16 @@ def _run_guarded(name: str, ctx: JobContext) -> str:
         ctx.metrics.skipped.labels(name, "backoff").inc()
         ctx.reschedule(name, status.backoff_until)
         return "skipped:backoff"
-    lock = ctx.store.lock(LOCK_NAME, lease_s=ctx.config.serve.lock_lease_s)
-    if not lock.acquire():
-        holder = lock.holder_info() or {}
+    try:
+        with held_run_lock(ctx.store, ctx.config, job=name, clock=ctx.clock) as keeper:
+            outcome = _run_locked(name, ctx, keeper)
+    except LockBusy as busy:
+        holder = busy.holder or {}
         log.info("%s: skipped, another run holds the run lock (%s on host %s, since %s)", name,
                  holder.get("holder", "?"), holder.get("host", "?"), holder.get("acquired_at", "?"))
         ctx.metrics.lock_waits.labels(name).inc()
         ctx.metrics.skipped.labels(name, "lock").inc()
         return "skipped:lock"
-    try:
-        # Holding the lock, any run still marked "running" belongs to a worker that died.
-        stale = ctx.store.mark_stale_runs(now=now, older_than_s=0)
-        if stale:
-            log.warning("%s: marked %d run(s) left running by a stopped worker as interrupted", name, stale)
-        with LeaseKeeper(lock, job=name) as keeper:
-            outcome = _run_locked(name, ctx, keeper)
-    finally:
-        try:
-            lock.release()
-        except Exception as exc:  # the lease runs out on its own; say so and go on
-            log.warning("%s: could not release the run lock (%s); its lease will expire", name, exc)
     _after_run(name, ctx)
     return outcome
 
@@ -140,7 +130,7 @@ def _run_locked(name: str, ctx: JobContext, keeper: LeaseKeeper) -> str:
     try:
         report = ctx.functions[name](ctx.config, webitel=ctx.webitel, creatio=ctx.creatio, store=tracker,
                                      clock=ctx.clock, stop_requested=ctx.stop.is_set, heartbeat=keeper.held)
-    except (ConnectorError, SyncError) as exc:  # expected: the runner recorded the failed run
+    except SyncError as exc:  # expected: the runner recorded the failed run
         error = exc
         if tracker.run_id is None:  # ... unless it failed before it could start one
             tracker.run_id = _record_failure(ctx, name, None, exc)
@@ -151,7 +141,7 @@ def _run_locked(name: str, ctx: JobContext, keeper: LeaseKeeper) -> str:
     for system, client in _clients(ctx):
         ctx.metrics.record_requests(system, counter_delta(before[system], client.counter.snapshot()))
     if report is None:
-        expected = isinstance(error, (ConnectorError, SyncError))
+        expected = isinstance(error, SyncError)
         token = bind_run(tracker.run_id or "", name)
         try:
             # A traceback only for the unexpected: an unreachable server needs no stack to explain.
@@ -182,7 +172,7 @@ def _after_run(name: str, ctx: JobContext) -> None:
 def _record_failure(ctx: JobContext, name: str, run_id: str | None, exc: BaseException) -> str | None:
     """Record run ``run_id`` (a new one if None) as failed with ``exc``; returns its id."""
     # The runner's own wording for connector failures; the exception's type for anything else.
-    failure = str(exc) if isinstance(exc, (ConnectorError, SyncError)) else f"{type(exc).__name__}: {exc}"
+    failure = str(exc) if isinstance(exc, SyncError) else f"{type(exc).__name__}: {exc}"
     now = ctx.clock()
     try:
         run_id = run_id or ctx.store.start_run(name, dry_run=False, now=now)

@@ -16,8 +16,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from connector.errors import ConfigError
 
-from ..config import AppConfig, JobSchedule
-from ..sync import JOBS
+from jobs.config import AppConfig, JobSchedule
+from jobs.sync.cycle import JOBS
 
 # The sync jobs the worker schedules, by name: the very table ``run --job NAME`` runs from, so a
 # job added there (with its ``[schedule.NAME]`` table) is scheduled too. Each function takes

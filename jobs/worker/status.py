@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ..state import RunRecord
+from jobs.state import RunRecord
 
 # Outcomes of a run that did its job (conflicts are left for an administrator, not a fault).
 SUCCESS = frozenset({"in_sync", "conflicts"})

@@ -8,7 +8,7 @@ import responses
 from responses import matchers
 
 from connector import errors
-from connector.creatio import CreatioClient
+from connector.creatio.client import CreatioClient
 from connector.retry import RetryPolicy
 from connector.settings import CreatioSettings
 

@@ -7,7 +7,8 @@ import responses
 from responses import matchers
 
 from connector import errors
-from connector.creatio import BatchOp, CreatioClient
+from connector.creatio.batch import BatchOp
+from connector.creatio.client import CreatioClient
 from connector.creatio.batch import build_request
 from connector.retry import RetryPolicy
 from connector.settings import CreatioSettings

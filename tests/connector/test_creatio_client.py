@@ -10,14 +10,16 @@ import responses
 from responses import matchers
 
 from connector import errors
-from connector.creatio import CreatioClient
+from connector.creatio.client import CreatioClient
 from connector.creatio import odata
 from connector.creatio.metadata import missing_columns, parse_metadata
-from connector.creatio.models import Account, Contact, ContactCommunication, Row, SysUser, parse_datetime
+from connector.creatio.objects import entity_columns
+from connector.creatio.records import Account, Contact, ContactCommunication, Row, SysUser
+from connector.creatio.values import EMPTY_GUID, parse_datetime
 from connector.creatio.records import GrantRecord, LicenseRecord, WebitelUserRecord
 from connector.retry import RetryPolicy
 from connector.settings import CreatioSettings
-from mappings.profiles import EMPTY_GUID, PROFILES, entity_columns, object_model
+from mappings.profiles import PROFILES, object_model
 
 SITE = "https://creatio.test"
 ODATA = f"{SITE}/0/odata"
@@ -228,51 +230,6 @@ def test_get_on_unknown_entity_raises(client):
 def test_get_refuses_non_guid_id(client):
     with pytest.raises(ValueError):
         client.get("Contact", "1) or (1")
-
-
-def test_create_exact_request(client):
-    body = {"Id": ID, "Name": "Łukasz Żółć", "AccountId": EMPTY_GUID}
-    responses.post(CONTACTS, status=201, json={**body, "Email": ""},
-                   match=[matchers.json_params_matcher(body), matchers.header_matcher(SESSION)])
-    assert client.create("Contact", body) == {**body, "Email": ""}
-    (call,) = data_calls()
-    assert call.request.headers["Content-Type"] == "application/json"
-    assert urlsplit(call.request.url).query == ""
-
-
-def test_create_without_id_is_not_retried_on_500(client, sleeps):
-    responses.post(CONTACTS, status=500, json=odata_error("timeout"))
-    with pytest.raises(errors.TransientError):
-        client.create("Contact", {"Name": "Ann"})
-    assert len(data_calls()) == 1 and sleeps == []
-
-
-def test_create_with_id_retried_and_duplicate_on_retry_returns_existing(client, sleeps):
-    body = {"Id": ID, "Name": "Ann"}
-    responses.post(CONTACTS, status=502, body="")
-    responses.post(CONTACTS, status=500, json=odata_error(PG_DUPLICATE))
-    responses.get(f"{CONTACTS}({ID})", json={"Id": ID, "Name": "Ann", "Email": ""})
-    assert client.create("Contact", body) == {"Id": ID, "Name": "Ann", "Email": ""}
-    assert [(c.request.method, urlsplit(c.request.url).path) for c in data_calls()] == [
-        ("POST", "/0/odata/Contact"), ("POST", "/0/odata/Contact"), ("GET", f"/0/odata/Contact({ID})")]
-    assert all(json.loads(c.request.body) == body for c in data_calls()[:2])
-    assert len(sleeps) == 1
-
-
-def test_create_duplicate_on_first_attempt_is_a_real_conflict(client):
-    responses.post(CONTACTS, status=500, json=odata_error(PG_DUPLICATE))
-    with pytest.raises(errors.Conflict) as caught:
-        client.create("Contact", {"Id": ID, "Name": "Ann"})
-    assert caught.value.field == "Id"
-    assert len(data_calls()) == 1  # no GET, no retry
-
-
-def test_create_duplicate_on_retry_but_row_missing_reraises(client):
-    responses.post(CONTACTS, status=503)
-    responses.post(CONTACTS, status=500, json=odata_error(PG_DUPLICATE))
-    responses.get(f"{CONTACTS}({ID})", status=404)
-    with pytest.raises(errors.Conflict):
-        client.create("Contact", {"Id": ID})
 
 
 def test_update_and_delete_exact_requests(client):

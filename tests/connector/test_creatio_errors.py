@@ -7,7 +7,7 @@ import requests
 import responses
 
 from connector import errors
-from connector.creatio.errors import duplicate_key_field, parse_error
+from connector.creatio.error_body import duplicate_key_field, parse_error
 from connector.http import ErrorInfo, HttpClient
 from connector.retry import RetryPolicy
 

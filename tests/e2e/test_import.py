@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 
 from jobs import exit_codes
-from jobs.progress import Progress
-from jobs.sync import run_once
+from e2ekit import run_job
 from mappings import keys
-from mappings.profiles import EXTENSION_COMMUNICATION_TYPE
+from connector.creatio.values import EXTENSION_COMMUNICATION_TYPE
 from sandbox.faults import Faults
 
 pytestmark = pytest.mark.e2e
@@ -23,8 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(config, **kw):
-    (report,) = run_once(config, progress=Progress(enabled=False), jobs=("users",), **kw)
-    return report
+    return run_job(config, "users", **kw)
 
 
 def records(box):

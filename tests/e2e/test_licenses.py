@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from jobs import exit_codes
-from jobs.apply_licenses import webitel_grant_step
+from jobs.apply.licenses import webitel_grant_step
 from jobs.plan import Action
-from jobs.progress import Progress
-from jobs.sync import run_once
+from e2ekit import admin_create, cycle, run_job
 from jobs.wiring import creatio_client, state_store, webitel_client
 from mappings import keys
 from sandbox.webitel import make_certificate
@@ -24,12 +23,7 @@ DAY_MS = 86_400_000
 
 
 def sync(config, job="licenses"):
-    (report,) = run_once(config, progress=Progress(enabled=False), jobs=(job,))
-    return report
-
-
-def cycle(config):
-    return run_once(config, progress=Progress(enabled=False))
+    return run_job(config, job)
 
 
 def webitel_grants(box):
@@ -56,9 +50,8 @@ def synced(make_sandbox, make_config):
 
 
 def add_creatio_grant(box, config, webitel_id: str, serial: str) -> str:
-    creatio = creatio_client(config)
     lic_id = next(r["Id"] for r in box.creatio_app.rows("WebitelLicense") if r["Serial"] == serial)
-    row = creatio.create("WebitelUserLicense", {"UserId": imported(box)[webitel_id], "LicenseId": lic_id})
+    row = admin_create(box, "WebitelUserLicense", {"UserId": imported(box)[webitel_id], "LicenseId": lic_id})
     return row["Id"]
 
 
@@ -99,10 +92,9 @@ def test_first_run_creatio_wins(make_sandbox, make_config):
     sync(config, "users")
     webitel_id = next(iter(imported(box)))
     serial = box.data.notes["expiring_license"]
-    creatio = creatio_client(config)
     lic = {l["id"]: l for l in box.webitel_app.licenses()}[serial]
-    lic_row = creatio.create("WebitelLicense", {"Serial": serial, "Product": lic["product"], "Name": lic["name"]})
-    creatio.create("WebitelUserLicense", {"UserId": imported(box)[webitel_id], "LicenseId": lic_row["Id"]})
+    lic_row = admin_create(box, "WebitelLicense", {"Serial": serial, "Product": lic["product"], "Name": lic["name"]})
+    admin_create(box, "WebitelUserLicense", {"UserId": imported(box)[webitel_id], "LicenseId": lic_row["Id"]})
     report = sync(config)
     assert report.outcome == "in_sync", [c.message for c in report.plan.conflicts]
     ids = imported(box)

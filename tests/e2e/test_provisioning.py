@@ -7,15 +7,15 @@ import requests
 
 from jobs import exit_codes
 from jobs.progress import Progress
-from jobs.sync import run_once
+from e2ekit import admin_create, run_job
+from jobs.sync.cycle import run_once
 from jobs.wiring import creatio_client, webitel_client
 
 pytestmark = pytest.mark.e2e
 
 
 def users_run(config):
-    (report,) = run_once(config, progress=Progress(enabled=False), jobs=("users",))
-    return report
+    return run_job(config, "users")
 
 
 def records(box):
@@ -37,7 +37,7 @@ def new_record(box, config, *, username="new.agent", extension="7777", contact=N
                               if c["Email"] and c["Email"].casefold() not in taken and c["Id"] not in used
                               and c["Id"] not in new_record.picked)
     new_record.picked.add(contact["Id"])
-    row = creatio_client(config).create("WebitelUser", {"Name": contact["Name"], "Username": username,
+    row = admin_create(box, "WebitelUser", {"Name": contact["Name"], "Username": username,
                                                         "Extension": extension, "ContactId": contact["Id"],
                                                         "Active": True})
     return row["Id"], contact

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.progress import Progress
-from jobs.sync import run_once
+from e2ekit import run_job
 
 pytestmark = pytest.mark.e2e
 
@@ -18,8 +17,7 @@ DELETING = {"delete_webitel_user", "deactivate_webitel_user", "deactivate_record
 
 
 def users_run(config):
-    (report,) = run_once(config, progress=Progress(enabled=False), jobs=("users",))
-    return report
+    return run_job(config, "users")
 
 
 def test_a_site_capped_below_the_page_size_deletes_nothing_and_duplicates_nothing(make_sandbox, make_config):

@@ -20,7 +20,8 @@ import pytest
 from pgtest import postgres_url
 from sqlalchemy import create_engine, text
 
-from jobs.state import LockBusy, RunLock, StateStore
+from connector.errors import LockBusy, StateError
+from jobs.state import RunLock, StateStore
 from jobs.state import schema
 
 UTC = dt.timezone.utc
@@ -123,7 +124,7 @@ def test_context_manager_raises_lock_busy_with_the_holder(store: StateStore) -> 
         with pytest.raises(LockBusy) as caught:
             with store.lock(holder="second"):
                 pytest.fail("entered a held lock")
-        assert isinstance(caught.value, RuntimeError)
+        assert isinstance(caught.value, StateError)  # one hierarchy: the CLI prints one line for it
         assert "host-a:42:cafe" in str(caught.value) and caught.value.holder["holder"] == "host-a:42:cafe"
         assert caught.value.name == "sync"
     with store.lock(holder="second"):  # released on exit

@@ -22,7 +22,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from jobs.state import (BASELINE_SET_KEY, SCHEMA_VERSION, Event, StateSchemaError, StateStore)
+from connector.errors import StateSchemaError
+from jobs.state import BASELINE_SET_KEY, SCHEMA_VERSION, Event, StateStore
 from jobs.state import schema
 
 UTC = dt.timezone.utc

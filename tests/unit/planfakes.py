@@ -1,60 +1,39 @@
-"""Plain in-memory stand-ins for snapshot items, and a pure applier of user plans (test helpers)."""
+"""Snapshot items built from the real record classes, and a pure applier of user plans (test helpers)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from jobs.plan import UsersSnapshot
-
-
-@dataclass(frozen=True)
-class U:
-    id: int
-    username: str
-    name: str = ""
-    email: str = ""
-    extension: str = ""
+from connector.creatio.records import Account, Contact, ContactCommunication, SysUser, WebitelUserRecord
+from connector.creatio.values import EXTENSION_COMMUNICATION_TYPE
+from connector.webitel.models import WebitelUser
+from jobs.read.snapshots import UsersSnapshot
 
 
-@dataclass(frozen=True)
-class Rec:
-    id: str
-    name: str = ""
-    username: str = ""
-    webitel_id: str = ""
-    extension: str = ""
-    contact_id: str | None = None
-    sys_admin_unit_id: str | None = None
-    active: bool = True
+# The real record classes of the boundary, with the defaults the plan tests write least.
+def U(id: int, username: str, name: str = "", email: str = "", extension: str = "") -> WebitelUser:
+    return WebitelUser(id=id, username=username, name=name, email=email, extension=extension)
 
 
-@dataclass(frozen=True)
-class C:
-    id: str
-    name: str
-    email: str = ""
-    account_id: str | None = None
+def Rec(id: str, name: str = "", username: str = "", webitel_id: str = "", extension: str = "",
+        contact_id: str | None = None, sys_admin_unit_id: str | None = None, active: bool = True) -> WebitelUserRecord:
+    return WebitelUserRecord(id, name, username, webitel_id, extension, contact_id, sys_admin_unit_id, active)
 
 
-@dataclass(frozen=True)
-class S:
-    id: str
-    name: str
-    contact_id: str | None = None
+def C(id: str, name: str, email: str = "", account_id: str | None = None) -> Contact:
+    return Contact(id, name, email, account_id)
 
 
-@dataclass(frozen=True)
-class A:
-    id: str
-    name: str
+def S(id: str, name: str, contact_id: str | None = None, active: bool = True) -> SysUser:
+    return SysUser(id, name, contact_id, active)
 
 
-@dataclass(frozen=True)
-class Comm:
-    id: str
-    contact_id: str
-    number: str
-    type_id: str = "e9d91e45-8d92-4e38-95a0-ef8aa28c9e7a"
+def A(id: str, name: str) -> Account:
+    return Account(id, name)
+
+
+def Comm(id: str, contact_id: str, number: str, type_id: str = EXTENSION_COMMUNICATION_TYPE) -> ContactCommunication:
+    return ContactCommunication(id, contact_id, type_id, number)
 
 
 def apply_in_memory(snapshot: UsersSnapshot, plan) -> UsersSnapshot:

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobs.plan.grants import merge_grants, next_baseline
-from jobs.plan.licenses import LicensePlanOptions, LicenseSnapshot, plan_licenses
+from jobs.plan.licenses import LicensePlanOptions, plan_licenses
+from jobs.read.snapshots import LicenseSnapshot
 from mappings import keys
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)

@@ -5,7 +5,8 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobs.plan import UserPlanOptions, UsersSnapshot, plan_users
+from jobs.plan import UserPlanOptions, plan_users
+from jobs.read.snapshots import UsersSnapshot
 from mappings import keys
 from planfakes import A, C, Comm, Rec, S, U, apply_in_memory
 

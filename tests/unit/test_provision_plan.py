@@ -2,7 +2,8 @@
 
 import pytest
 
-from jobs.plan import UserPlanOptions, UsersSnapshot, plan_users
+from jobs.plan import UserPlanOptions, plan_users
+from jobs.read.snapshots import UsersSnapshot
 from jobs.plan.provision import ProvisionOptions, merge_field
 from planfakes import C, Rec, U
 

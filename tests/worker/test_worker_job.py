@@ -15,10 +15,10 @@ import pytest
 
 from connector.errors import TransientError
 from connector.http import RequestCounter
-from jobs.apply import ApplyResult, Outcome
+from jobs.apply.engine import ApplyResult, Outcome
 from jobs.config import load_config
 from jobs.logs import JsonFormatter, _ContextFilter
-from jobs.metrics import Metrics
+from jobs.worker.metrics import Metrics
 from jobs.plan import Action, Issue, Plan
 from jobs.report import RunReport
 from jobs.state import StateStore
@@ -203,7 +203,8 @@ def test_the_lease_is_renewed_while_a_long_run_goes_on(store):
         store.finish_run(run_id, outcome="in_sync", now=clock(), counts={}, conflicts=0, errors=0)
         return RunReport(run_id, "users", False, Plan("users"))
 
-    ctx = make_context(store, slow, Clock())
+    # The lease is judged by the context's clock: here the real one, since the keeper renews on a timer.
+    ctx = make_context(store, slow, lambda: dt.datetime.now(dt.timezone.utc))
     ctx.config.serve.lock_lease_s = 5  # renewed every 1.7 s
     threading.Timer(2.2, release.set).start()
     assert run_job("users", ctx) == "in_sync"

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobs.serve import Worker
+from jobs.worker.service import Worker
 from jobs.state import StateStore
 from sandbox.faults import Faults
 from workerkit import EVERY_SECOND, wait_for, worker_thread

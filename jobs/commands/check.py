@@ -3,13 +3,16 @@ token may list users and licences, and every Creatio object and column of the pr
 
 from __future__ import annotations
 
+import argparse
+import sys
 from typing import Callable, TextIO
 
 from connector.errors import ConnectorError
 
-from . import exit_codes
-from .config import AppConfig
-from .wiring import creatio_client, webitel_client
+from jobs import exit_codes
+from jobs.commands import config_of
+from jobs.config import AppConfig
+from jobs.wiring import creatio_client, webitel_client
 
 
 def run_check(config: AppConfig, *, out: TextIO, webitel=None, creatio=None) -> int:
@@ -55,3 +58,14 @@ def _first_page(items, what: str) -> str:
     for _ in items:
         return f"at least one {what} visible"
     return f"no {what} visible (the list is empty)"
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate the config; unless ``--offline``, reach both systems and verify the Creatio model."""
+    from jobs.config import config_path
+
+    config = config_of(args)
+    if args.offline:
+        print(f"{config_path(args.config)}: configuration is valid")
+        return exit_codes.OK
+    return run_check(config, out=sys.stdout)

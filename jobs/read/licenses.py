@@ -7,17 +7,17 @@ Licenses" row. These tables are all about telephony users, so they are read whol
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Callable
 
+from connector.creatio import odata
 from connector.creatio.records import GrantRecord, LicenseRecord, WebitelUserRecord
 from connector.errors import RecordError
-from connector.webitel import WebitelUser
-from mappings.profiles import ObjectModel
+from connector.webitel.models import WebitelUser
+from connector.creatio.objects import ObjectModel
 
-from .plan import Issue
-from .plan.licenses import LicenseSnapshot
+from jobs.read.lookup import pages
+from jobs.read.snapshots import Issue, LicenseSnapshot
 
 GRANT_FIELDS = ("id", "username", "license")
 
@@ -46,11 +46,9 @@ def read_license_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, 
             record_ids.setdefault(wid, rid)
     grant_rows = tuple(_records(creatio, GrantRecord, model, invalid))
     page_w, page_c = webitel.settings.page_size, creatio.settings.page_size
-    floor = {"webitel licences": max(1, math.ceil(len(licenses) / page_w)),
-             "webitel users": max(1, math.ceil(len(grants) / page_w)),
-             "creatio licences": max(1, math.ceil(len(license_records) / page_c)),
-             "creatio users": max(1, math.ceil(len(user_records) / page_c)),
-             "creatio grants": max(1, math.ceil(len(grant_rows) / page_c))}
+    floor = {"webitel licences": pages(len(licenses), page_w), "webitel users": pages(len(grants), page_w),
+             "creatio licences": pages(len(license_records), page_c),
+             "creatio users": pages(len(user_records), page_c), "creatio grants": pages(len(grant_rows), page_c)}
     snapshot = LicenseSnapshot(domain=domain, now=now, licenses=licenses, webitel_grants=grants, usernames=usernames,
                                license_records=license_records, user_record_ids=record_ids, grant_rows=grant_rows,
                                baseline=baseline, invalid=tuple(invalid))
@@ -66,3 +64,26 @@ def _records(creatio, record_type, model: ObjectModel, invalid: list[Issue]) -> 
         except RecordError as exc:
             invalid.append(Issue("invalid_record", str(exc), field=exc.field))
     return out
+
+
+def read_grant_side(creatio, model: ObjectModel, *, webitel_id: int, serial: str,
+                    links: dict[str, str]) -> tuple[str | None, LicenseRecord | None, tuple[GrantRecord, ...]]:
+    """Creatio's side of one grant: the user's record Id, the licence record, and the grant rows.
+
+    A handful of filtered reads, not the whole tables (``license assign`` touches one grant).
+    """
+    user = model.webitel_user
+    record_id = links.get(str(webitel_id))
+    if record_id is None and user.webitel_id:
+        rows = creatio.list_rows(user.entity, select=["Id"], filter=odata.eq(user.webitel_id, str(webitel_id)))
+        record_id = rows[0]["Id"] if rows else None
+    licence = model.webitel_license
+    found = creatio.list_rows(licence.entity, select=LicenseRecord.columns(model),
+                              filter=odata.eq(licence.serial, serial.lower()))
+    license_record = LicenseRecord.from_row(found[0], model) if found else None
+    if record_id is None or license_record is None:
+        return record_id, license_record, ()
+    grant = model.webitel_user_license
+    rows = creatio.list_rows(grant.entity, select=GrantRecord.columns(model), filter=odata.and_(
+        odata.eq(grant.user, odata.Guid(record_id)), odata.eq(grant.license, odata.Guid(license_record.id))))
+    return record_id, license_record, tuple(GrantRecord.from_row(row, model) for row in rows)

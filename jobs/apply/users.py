@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from connector.creatio.batch import BatchOp
 from connector.creatio.records import WebitelUserRecord
-from mappings.profiles import EXTENSION_COMMUNICATION_TYPE, ObjectModel
+from connector.creatio.objects import ObjectModel
+from connector.creatio.values import EXTENSION_COMMUNICATION_TYPE
 
-from .apply import Outcome, Step, batch_step
-from .plan import Action
+from jobs.apply.engine import Outcome, Step, batch_step
+from jobs.plan import Action
 
 # Accounts, then contacts, then records, then communication options, then retirements: like
 # identity provisioning engines, references are written after the objects they point at.
 PHASES = (("create_account",), ("create_contact",), ("create_record", "update_record", "link_record"),
           ("create_extension_comm", "update_extension_comm"), ("deactivate_record", "delete_record"))
-
-
-def record_fields(model: ObjectModel) -> frozenset[str]:
-    """The record fields whose column exists in the profile."""
-    return frozenset(name for name, _, _ in WebitelUserRecord.mapped(model))
 
 
 def to_batch_op(action: Action, model: ObjectModel) -> BatchOp | None:
@@ -46,7 +42,7 @@ def to_batch_op(action: Action, model: ObjectModel) -> BatchOp | None:
 
 def user_steps(webitel, creatio, model: ObjectModel, *, password: str = "generate") -> list[Step]:
     """Import writes first, then Creatio -> Webitel, then retirements (capped, destructive last)."""
-    from .apply_provision import provision_step, webitel_user_step
+    from jobs.apply.provision import provision_step, webitel_user_step
 
     *imports, retire = [batch_step(kinds, creatio, lambda a: to_batch_op(a, model)) for kinds in PHASES]
     return [*imports, provision_step(webitel, creatio, model, password=password), webitel_user_step(webitel), retire]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
 import json
 from typing import TextIO
 
 from connector.errors import ConfigError
 
-from . import exit_codes
-from .config import AppConfig
-from .wiring import state_store
+from jobs import exit_codes
+from jobs.commands import config_of
+from jobs.config import AppConfig
+from jobs.wiring import state_store
 
 
 def _run_dict(run) -> dict:
@@ -87,3 +90,9 @@ def show_history(config: AppConfig, *, run_id: str | None, limit: int, as_json: 
                   f"{d['duration_s'] if d['duration_s'] is not None else '-':>8}s  changes {changes:<6} "
                   f"conflicts {run.conflicts:<4} errors {run.errors}{'  (dry run)' if run.dry_run else ''}", file=out)
     return exit_codes.OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """Recent runs, one run's events, or one object's events across runs."""
+    return show_history(config_of(args), run_id=args.run_id, limit=args.limit, as_json=args.json, key=args.object,
+                        out=sys.stdout)

@@ -28,15 +28,15 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from connector.errors import ConfigError
 
-from . import exit_codes
-from .config import AppConfig
-from .logs import bind_run, register_secrets, scrub, unbind_run
-from .metrics import Metrics
-from .runner import utcnow
-from .worker.http import StatusServer
-from .worker.job import JobContext, run_job
-from .worker.schedule import SYNC_JOBS, interval_s, job_id, make_triggers, schedule_timezone
-from .worker.status import health
+from jobs import exit_codes
+from jobs.config import AppConfig
+from jobs.logs import bind_run, register_secrets, scrub, unbind_run
+from jobs.worker.metrics import Metrics
+from jobs.sync.recording import utcnow
+from jobs.worker.http import StatusServer
+from jobs.worker.job import JobContext, run_job
+from jobs.worker.schedule import SYNC_JOBS, interval_s, job_id, make_triggers, schedule_timezone
+from jobs.worker.status import health
 
 log = logging.getLogger("wcsync.worker")
 
@@ -58,7 +58,7 @@ class Worker:
 
     def __init__(self, config: AppConfig, *, store=None, webitel=None, creatio=None, clock=utcnow,
                  functions: dict | None = None) -> None:
-        from .wiring import creatio_client, state_store, webitel_client
+        from jobs.wiring import creatio_client, state_store, webitel_client
 
         self.config = config
         self.triggers = make_triggers(config)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
 import signal
 import tempfile
 import threading
 from pathlib import Path
 from typing import TextIO
 
-from . import exit_codes
-from .config import load_config
-from .report import render_text, write_json
+from jobs import exit_codes
+from connector.errors import ConfigError
+
+from jobs.config import load_config
+from jobs.report import render_text, write_json
 
 EXPLAIN = """
 What you are looking at
@@ -34,8 +38,8 @@ def run_demo(*, users: int, seed: int, as_json: bool, out: TextIO) -> int:
     """Start the sandbox in-process, run the import, print the report, exit 0."""
     from sandbox.harness import start_sandbox
 
-    from .progress import Progress
-    from .sync import run_once
+    from jobs.progress import Progress
+    from jobs.sync.cycle import run_once
 
     with tempfile.TemporaryDirectory(prefix="wcsync-demo-") as folder, start_sandbox(users, seed=seed) as box:
         config = load_config(data=box.config(state_url=f"sqlite:///{Path(folder) / 'state.sqlite'}"))
@@ -81,3 +85,16 @@ def serve_sandbox(*, users: int, seed: int, config_out: str | None, webitel_port
         except KeyboardInterrupt:
             pass
     return exit_codes.OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Start the sandbox with sample data, run the import against it, explain what happened."""
+    return run_demo(users=args.users, seed=args.seed, as_json=args.json, out=sys.stdout)
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """Serve the sandbox until Ctrl-C or SIGTERM, with a ready config pointing at it."""
+    if args.users < 0:
+        raise ConfigError("--users must be 0 or more")
+    return serve_sandbox(users=args.users, seed=args.seed, config_out=args.config_out,
+                         webitel_port=args.webitel_port, creatio_port=args.creatio_port, out=sys.stdout)

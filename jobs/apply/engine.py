@@ -17,8 +17,8 @@ from typing import Callable, Iterable
 
 from connector.creatio.batch import BatchOp
 
-from .plan import Action, Issue, Plan
-from .state import Event
+from jobs.plan import Action, Issue, Plan
+from jobs.state import Event
 
 
 @dataclass(slots=True)

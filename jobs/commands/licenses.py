@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
 import json
 from datetime import datetime
 from typing import Any, TextIO
@@ -9,10 +11,11 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from . import exit_codes
-from .config import AppConfig
-from .runner import utcnow
-from .wiring import webitel_client
+from jobs import exit_codes
+from jobs.commands import config_of
+from jobs.config import AppConfig
+from jobs.sync.recording import utcnow
+from jobs.wiring import webitel_client
 
 
 def registry_rows(licenses, now: datetime, expiring_days: int) -> list[dict[str, Any]]:
@@ -97,3 +100,9 @@ def _dotted(iso: str | None) -> str:
         return ""
     year, month, day = iso.split("-")
     return f"{day}.{month}.{year}"
+
+
+def cmd_licenses(args: argparse.Namespace) -> int:
+    """The Webitel licence registry, or (``--users``) the user x licence matrix."""
+    return show_licenses(config_of(args), users=args.users, product=args.product, search=args.search,
+                         as_json=args.json, out=sys.stdout)

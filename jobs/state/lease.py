@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from .logs import bind_run, unbind_run
+from jobs.logs import bind_run, unbind_run
 
 log = logging.getLogger("wcsync.lease")
 

@@ -11,9 +11,9 @@ import logging
 
 from connector.creatio.records import WebitelUserRecord
 from connector.errors import Conflict, ConnectorError
-from mappings.profiles import ObjectModel
+from connector.creatio.objects import ObjectModel
 
-from .apply import Outcome, Step
+from jobs.apply.engine import Outcome, Step
 
 log = logging.getLogger(__name__)
 

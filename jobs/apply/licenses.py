@@ -12,12 +12,12 @@ from collections import defaultdict
 from connector.creatio.batch import BatchOp
 from connector.creatio.records import GrantRecord, LicenseRecord
 from connector.errors import ConnectorError
-from connector.webitel import WebitelUser
-from mappings.profiles import ObjectModel
+from connector.webitel.models import WebitelUser
+from connector.creatio.objects import ObjectModel
 
-from .apply import ApplyResult, Outcome, Step, batch_step
-from .plan import Action
-from .plan.grants import Grant
+from jobs.apply.engine import ApplyResult, Outcome, Step, batch_step
+from jobs.plan import Action
+from jobs.plan.grants import Grant
 
 FRESH_READ_CHUNK = 100  # user ids per fresh read: well inside a URL's length
 

@@ -1,0 +1,22 @@
+"""``serve``: the scheduled worker, until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from jobs.commands import config_of
+from jobs.logs import setup_logging
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The scheduled worker: runs each job on its ``[schedule]`` until SIGTERM or SIGINT."""
+    from jobs.worker.service import serve
+
+    config = config_of(args)
+    fmt = args.serve_log_format
+    if fmt == "auto":
+        # Under systemd or Docker stderr is no terminal: JSON lines are what log shippers read.
+        fmt = "json" if args.log_format == "json" or not sys.stderr.isatty() else "text"
+    setup_logging(args.log_level, fmt)
+    return serve(config)

@@ -1,0 +1,77 @@
+"""One cycle: the ONLY path that takes the run lock, keeps its lease and marks stale runs.
+
+``run`` (``run_once``), the scheduled worker (``jobs.worker.job``) and ``demo`` all go through
+``held_run_lock``, so "a run whose process died is marked interrupted by the next run" holds
+whichever of them comes next, and every run is held to the same configured lease.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Callable, Iterator
+
+from connector.errors import LockBusy
+
+from jobs.config import AppConfig
+from jobs.progress import Progress
+from jobs.report import RunReport
+from jobs.state.lease import LeaseKeeper
+from jobs.sync.licenses import run_licenses
+from jobs.sync.recording import utcnow
+from jobs.sync.users import run_users
+from jobs.wiring import creatio_client, state_store, webitel_client
+
+log = logging.getLogger(__name__)
+
+JOBS = {"users": run_users, "licenses": run_licenses}
+LOCK_NAME = "sync"  # one run at a time per configuration, whoever starts it
+
+
+@contextmanager
+def held_run_lock(store, config: AppConfig, *, job: str,
+                  clock: Callable[[], datetime] = utcnow) -> Iterator[LeaseKeeper]:
+    """Hold the run lock for one cycle: taken, stale runs marked, lease renewed, released.
+
+    Yields:
+        The lease keeper: ``keeper.held()`` turns False when the lease was lost (another worker
+        took over), and the run stops after the batch in flight.
+
+    Raises:
+        LockBusy: another run holds the lock.
+    """
+    lock = store.lock(LOCK_NAME, lease_s=config.serve.lock_lease_s, clock=clock)
+    if not lock.acquire():
+        raise LockBusy(lock.name, lock.holder_info())
+    try:
+        # Holding the lock, any run still marked "running" belongs to a process that died.
+        stale = store.mark_stale_runs(now=clock(), older_than_s=0)
+        if stale:
+            log.warning("%s: marked %d run(s) left running by a stopped process as interrupted", job, stale)
+        with LeaseKeeper(lock, job=job) as keeper:
+            yield keeper
+    finally:
+        try:
+            lock.release()
+        except Exception as exc:  # the lease runs out on its own; say so and go on
+            log.warning("%s: could not release the run lock (%s); its lease will expire", job, exc)
+
+
+def run_once(config: AppConfig, *, dry_run: bool = False, jobs: tuple[str, ...] = ("users", "licenses"),
+             progress: Progress | None = None, webitel=None, creatio=None) -> list[RunReport]:
+    """Run the given jobs once, in order. A dry run takes no lock (it writes nothing to the systems)."""
+    webitel = webitel or webitel_client(config)
+    creatio = creatio or creatio_client(config)
+    reports: list[RunReport] = []
+    with state_store(config) as store, (progress or Progress()) as shown:
+        if dry_run:
+            for job in jobs:
+                reports.append(JOBS[job](config, webitel=webitel, creatio=creatio, store=store, dry_run=True,
+                                         progress=shown))
+            return reports
+        with held_run_lock(store, config, job="run") as keeper:
+            for job in jobs:
+                reports.append(JOBS[job](config, webitel=webitel, creatio=creatio, store=store, dry_run=False,
+                                         progress=shown, heartbeat=keeper.held))
+    return reports

@@ -1,0 +1,81 @@
+"""What every run shares: its record in the history (started, tagged in the logs, finished with
+its outcome), the audit trail of its plan, and the Webitel domain every deterministic Id uses."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Callable, Iterator
+
+from connector.errors import SyncError
+
+from jobs.config import AppConfig
+from jobs.logs import bind_run, scrub, unbind_run
+from jobs.plan import Plan
+from jobs.report import RunReport
+from jobs.state import Event
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def webitel_domain(config: AppConfig, webitel, store, now: datetime) -> str:
+    """The Webitel domain: configured, else the one the credentials belong to (asked once, kept).
+
+    It is part of every deterministic Id, so it must not change between runs.
+    """
+    if config.webitel.domain:
+        return config.webitel.domain
+    known = store.get_value("webitel.domain")
+    if known:
+        return known
+    domain = str(webitel.userinfo().get("domain") or config.account_name)
+    store.set_value("webitel.domain", domain, now=now)
+    return domain
+
+
+@contextmanager
+def recorded_run(store, job: str, dry_run: bool, clock: Callable[[], datetime]) -> Iterator[RunReport]:
+    """One run's bookkeeping: started in the history, tagged in the logs, finished with its outcome.
+
+    Whatever the block raises is recorded as the run's failure (scrubbed of secrets) and raised on.
+    """
+    run_id = store.start_run(job, dry_run=dry_run, now=clock())
+    token = bind_run(run_id, job)
+    report = RunReport(run_id, job, dry_run, Plan(job))
+    try:
+        yield report
+    except SyncError as exc:
+        report.failure = scrub(str(exc))
+        raise
+    except Exception as exc:  # a bug must not be recorded as a successful run
+        report.failure = scrub(f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        store.finish_run(run_id, outcome=report.outcome, now=clock(), counts=report.counts(),
+                         conflicts=len(report.plan.conflicts), errors=len(report.errors), report=summary(report))
+        unbind_run(token)
+
+
+def record_plan_events(store, run_id: str, plan: Plan, when: datetime, *, actions: bool) -> None:
+    """Conflicts, errors and warnings (and, on a dry run, the planned actions) into the audit trail."""
+    events = [Event(action=a.kind, object=a.object, key=a.key, old=a.old, new=a.new, outcome="planned")
+              for a in plan.actions] if actions else []
+    for outcome, issues in (("conflict", plan.conflicts), ("error", plan.errors), ("warning", plan.warnings)):
+        events += [Event(action=i.kind, object=i.field or "run",
+                         key=f"webitel_user:{i.webitel_id}" if i.webitel_id is not None else i.kind,
+                         outcome=outcome, message=i.message, new={"others": list(i.others)} if i.others else None)
+                   for i in issues]
+    if events:
+        store.record_events(run_id, events, now=when)
+
+
+def summary(report: RunReport) -> dict:
+    # The stored report keeps conflicts and errors in full but not every action (events hold those).
+    data = report.as_json(actions=False)
+    data.pop("actions", None)
+    return data

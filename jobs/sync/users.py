@@ -1,0 +1,83 @@
+"""The users job (``GetWebitelUsers``): read both sides, plan, apply, record.
+
+``run_users`` is called by the cycle (``jobs.sync.cycle``) for ``run``, ``demo`` and the worker;
+tests call it directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Callable
+
+from connector.creatio.records import WebitelUserRecord
+
+from jobs.apply.engine import apply_plan
+from jobs.apply.users import user_links, user_steps
+from jobs.config import AppConfig
+from jobs.plan import UserPlanOptions, plan_users
+from jobs.plan.provision import ProvisionOptions
+from jobs.read.snapshots import AgreedFields
+from jobs.read.users import read_users_snapshot
+from jobs.report import RunReport
+from jobs.sync.recording import record_plan_events, recorded_run, utcnow, webitel_domain
+
+log = logging.getLogger(__name__)
+
+
+def user_plan_options(config: AppConfig) -> UserPlanOptions:
+    prov = config.provisioning
+    # Provisioning needs somewhere to write the new Webitel id back (or the state links).
+    provisioning = ProvisionOptions(enabled=prov.enabled, on_delete=prov.on_delete,
+                                    owners={"name": "webitel", "extension": "webitel", **prov.owner})
+    return UserPlanOptions(account_name=config.account_name, on_missing=config.sync.on_missing,
+                           provisioning=provisioning,
+                           max_deactivations=config.sync.max_deactivations,
+                           max_deactivation_share=config.sync.max_deactivation_share,
+                           sync_extension_communication=config.sync.sync_extension_communication,
+                           mapped_fields=WebitelUserRecord.mapped_fields(config.creatio.objects))
+
+
+def load_links(store) -> tuple[dict[str, str], dict[str, AgreedFields]]:
+    """The users' links (Webitel id -> record Id) and the field baselines kept with them, compactly."""
+    links: dict[str, str] = {}
+    baselines: dict[str, AgreedFields] = {}
+    for link in store.iter_link_rows("webitel_user"):
+        links[link.source_key] = link.target_id
+        if link.extra:
+            baselines[link.source_key] = AgreedFields(link.extra.get("name", ""), link.extra.get("extension", ""))
+    return links, baselines
+
+
+def run_users(config: AppConfig, *, webitel, creatio, store, dry_run: bool = False,
+              clock: Callable[[], datetime] = utcnow, progress=None,
+              stop_requested: Callable[[], bool] = lambda: False,
+              heartbeat: Callable[[], bool] = lambda: True) -> RunReport:
+    """Import every Webitel user into Creatio (the ``GetWebitelUsers`` job).
+
+    ``heartbeat`` renews the run lock between batches; when it reports the lock lost, the run stops
+    after the batch in flight and is recorded as interrupted.
+    """
+    with recorded_run(store, "users", dry_run, clock) as report:
+        say = progress.phase if progress else (lambda text: log.info(text))
+        domain = webitel_domain(config, webitel, store, clock())
+        links, baselines = load_links(store)
+        snapshot, stats = read_users_snapshot(
+            webitel, creatio, config.creatio.objects, domain=domain, account_name=config.account_name,
+            links=links, baselines=baselines, provisioning=config.provisioning.enabled, progress=say)
+        report.plan = plan_users(snapshot, user_plan_options(config))
+        report.details["read"] = stats.strategies
+        report.details["read_floor"] = stats.floor
+        report.details["webitel_users"] = len(snapshot.users)
+        if not dry_run and report.plan.actions:
+            say(f"writing {report.plan.writes} changes")
+            steps = user_steps(webitel, creatio, config.creatio.objects, password=config.provisioning.password)
+            report.applied = apply_plan(report.plan, steps, store=store,
+                                        run_id=report.run_id, now=clock, links_of=user_links,
+                                        progress=progress.advance if progress else (lambda d, t: None),
+                                        stop_requested=lambda: not heartbeat() or stop_requested())
+            report.interrupted = report.applied.stopped
+        record_plan_events(store, report.run_id, report.plan, clock(), actions=dry_run)
+    return report
+
+
