@@ -199,16 +199,25 @@ class HttpClient:
         if info.conflict_field is not None:
             raise errors.Conflict(message, field=info.conflict_field, **fields)
         if status == 429:
-            raise errors.RateLimited(message, retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                                     **fields)
+            raise errors.RateLimited(
+                message, retry_after=parse_retry_after(response.headers.get("Retry-After")), **fields
+            )
         if status in RETRY_STATUSES:
-            raise errors.TransientError(message, retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                                        **fields)
-        error_class = {401: errors.AuthError, 403: errors.PermissionDenied, 404: errors.NotFound,
-                       409: errors.Conflict}.get(status)
+            raise errors.TransientError(
+                message, retry_after=parse_retry_after(response.headers.get("Retry-After")), **fields
+            )
+        error_class = {
+            401: errors.AuthError,
+            403: errors.PermissionDenied,
+            404: errors.NotFound,
+            409: errors.Conflict,
+        }.get(status)
         if error_class is None:
-            error_class = errors.BadRequest if 400 <= status < 500 else (
-                errors.BadResponse if status < 400 else errors.ApiError)
+            error_class = (
+                errors.BadRequest
+                if 400 <= status < 500
+                else (errors.BadResponse if status < 400 else errors.ApiError)
+            )
         raise error_class(message, **fields)
 
 
@@ -218,9 +227,13 @@ def json_body(response: requests.Response, *, system: str) -> Any:
         return response.json()
     except ValueError:
         kind = response.headers.get("Content-Type", "no content type")
-        raise errors.BadResponse(f"expected JSON, got {kind}", system=system,
-                                 method=response.request.method if response.request else "",
-                                 path=_path_only(response.url or ""), status=response.status_code) from None
+        raise errors.BadResponse(
+            f"expected JSON, got {kind}",
+            system=system,
+            method=response.request.method if response.request else "",
+            path=_path_only(response.url or ""),
+            status=response.status_code,
+        ) from None
 
 
 def _path_only(url: str) -> str:

@@ -58,8 +58,10 @@ class WebitelSettings(_Section):
     @model_validator(mode="after")
     def _credentials(self) -> "WebitelSettings":
         if self.token is None and not (self.username and self.password):
-            raise ValueError("missing credentials: set webitel.token, or webitel.username and webitel.password "
-                             "(secrets usually come from WCSYNC_WEBITEL__TOKEN / WCSYNC_WEBITEL__PASSWORD)")
+            raise ValueError(
+                "missing credentials: set webitel.token, or webitel.username and webitel.password "
+                "(secrets usually come from WCSYNC_WEBITEL__TOKEN / WCSYNC_WEBITEL__PASSWORD)"
+            )
         return self
 
     @property
@@ -104,11 +106,15 @@ class CreatioSettings(_Section):
     @model_validator(mode="after")
     def _credentials(self) -> "CreatioSettings":
         if self.auth == "forms" and not (self.username and self.password):
-            raise ValueError("missing credentials: auth = \"forms\" needs creatio.username and creatio.password "
-                             "(the password usually comes from WCSYNC_CREATIO__PASSWORD)")
+            raise ValueError(
+                'missing credentials: auth = "forms" needs creatio.username and creatio.password '
+                "(the password usually comes from WCSYNC_CREATIO__PASSWORD)"
+            )
         if self.auth == "oauth" and not (self.identity_url and self.client_id and self.client_secret):
-            raise ValueError("missing credentials: auth = \"oauth\" needs creatio.identity_url, creatio.client_id "
-                             "and creatio.client_secret (the secret usually comes from WCSYNC_CREATIO__CLIENT_SECRET)")
+            raise ValueError(
+                'missing credentials: auth = "oauth" needs creatio.identity_url, creatio.client_id '
+                "and creatio.client_secret (the secret usually comes from WCSYNC_CREATIO__CLIENT_SECRET)"
+            )
         return self
 
     @property

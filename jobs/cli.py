@@ -40,10 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="webitel-creatio-sync",
         description="Keep Webitel telephony users, extensions and licences in step with Creatio.",
-        epilog="Exit codes: 0 in sync, 1 failed, 2 bad usage or configuration, 3 conflicts left for an admin.")
-    parser.add_argument("--config", metavar="FILE", help="config file (default: $WCSYNC_CONFIG or ./config.toml)")
-    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="log verbosity (default WARNING)")
+        epilog="Exit codes: 0 in sync, 1 failed, 2 bad usage or configuration, "
+        "3 conflicts left for an admin.",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="config file (default: $WCSYNC_CONFIG or ./config.toml)"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log verbosity (default WARNING)",
+    )
     parser.add_argument("--log-format", default="text", choices=["text", "json"], help="log line format")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -55,9 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the scheduled worker until stopped (SIGTERM or Ctrl-C)")
     serve.set_defaults(func=cmd_serve)
-    serve.add_argument("--log-format", dest="serve_log_format", choices=["auto", "text", "json"],
-                       default="auto", help="log line format of the worker (default auto: text on a terminal, "
-                                            "JSON otherwise, unless --log-format json comes before the command)")
+    serve.add_argument(
+        "--log-format",
+        dest="serve_log_format",
+        choices=["auto", "text", "json"],
+        default="auto",
+        help="log line format of the worker (default auto: text on a terminal, "
+        "JSON otherwise, unless --log-format json comes before the command)",
+    )
     check = sub.add_parser("check", help="validate the config and reach both systems")
     check.set_defaults(func=cmd_check)
     check.add_argument("--offline", action="store_true", help="only validate the config file")

@@ -64,7 +64,9 @@ class JobSchedule(_Section):
         try:
             CronTrigger.from_crontab(value, timezone="UTC")
         except ValueError as exc:
-            raise ValueError(f"not a valid cron expression ({exc}); expected five fields like '*/15 * * * *'") from None
+            raise ValueError(
+                f"not a valid cron expression ({exc}); expected five fields like '*/15 * * * *'"
+            ) from None
         return value
 
     @model_validator(mode="after")
@@ -98,8 +100,9 @@ class ScheduleSettings(_Section):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; expected an IANA name like 'Europe/Kyiv' "
-                             "or 'UTC'") from None
+            raise ValueError(
+                f"unknown time zone {value!r}; expected an IANA name like 'Europe/Kyiv' or 'UTC'"
+            ) from None
         return value
 
 
@@ -112,7 +115,9 @@ class StateSettings(_Section):
     @classmethod
     def _url(cls, value: str) -> str:
         if not (value.startswith("sqlite:") or value.startswith("postgresql")):
-            raise ValueError("expected a SQLAlchemy URL: sqlite:///path/to/state.sqlite or postgresql+psycopg://...")
+            raise ValueError(
+                "expected a SQLAlchemy URL: sqlite:///path/to/state.sqlite or postgresql+psycopg://..."
+            )
         return value
 
 
@@ -139,8 +144,10 @@ class ProvisioningSettings(_Section):
     # A record deleted in Creatio: "soft" (Webitel's soft delete), "permanent", or "keep".
     on_delete: Literal["soft", "permanent", "keep"] = "soft"
     # Who wins when both sides changed a field since the last run.
-    owner: dict[Literal["name", "extension"], Literal["webitel", "creatio"]] = {"name": "webitel",
-                                                                               "extension": "webitel"}
+    owner: dict[Literal["name", "extension"], Literal["webitel", "creatio"]] = {
+        "name": "webitel",
+        "extension": "webitel",
+    }
 
 
 class CreatioConfig(CreatioSettings):
@@ -155,7 +162,9 @@ class CreatioConfig(CreatioSettings):
             overrides = dict(value)
             profile = overrides.pop("profile", "default")
             if profile not in PROFILES:
-                raise ValueError(f"unknown profile {profile!r}: expected one of {', '.join(map(repr, PROFILES))}")
+                raise ValueError(
+                    f"unknown profile {profile!r}: expected one of {', '.join(map(repr, PROFILES))}"
+                )
             return object_model(profile, overrides)
         return value
 
@@ -163,8 +172,13 @@ class CreatioConfig(CreatioSettings):
 class AppConfig(BaseSettings):
     """The whole configuration."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid",
-                                      validate_default=True, case_sensitive=False)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+        case_sensitive=False,
+    )
 
     webitel: WebitelSettings
     creatio: CreatioConfig
@@ -177,15 +191,25 @@ class AppConfig(BaseSettings):
     provisioning: ProvisioningSettings = ProvisioningSettings()
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource, *args: Any,
-                                   **kwargs: Any) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        *args: Any,
+        **kwargs: Any,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The environment overrides the file (which arrives as init arguments).
         return env_settings, init_settings
 
     def secrets(self) -> list[str]:
         """Every secret value in force, for scrubbing text that leaves the process."""
-        values = [self.webitel.token, self.webitel.password, self.creatio.password, self.creatio.client_secret]
+        values = [
+            self.webitel.token,
+            self.webitel.password,
+            self.creatio.password,
+            self.creatio.client_secret,
+        ]
         return [v.get_secret_value() for v in values if v is not None]
 
     @property
@@ -218,8 +242,10 @@ def load_config(path: str | Path | None = None, *, data: dict | None = None) -> 
         file = config_path(str(path) if path else None)
         source = str(file)
         if not file.exists():
-            raise ConfigError(f"{file}: config file not found (pass --config FILE or set WCSYNC_CONFIG; "
-                              f"config.example.toml is a commented starting point)")
+            raise ConfigError(
+                f"{file}: config file not found (pass --config FILE or set WCSYNC_CONFIG; "
+                f"config.example.toml is a commented starting point)"
+            )
         try:
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:

@@ -80,12 +80,17 @@ class RunReport:
 
 def render_text(report: RunReport, *, limit: int = 20) -> str:
     """A short human summary: counts, then the conflicts, errors and (on a dry run) the actions."""
-    lines = [f"{report.job}: {report.outcome.replace('_', ' ')}{' (dry run: nothing written)' if report.dry_run else ''}"
-             f"  run {report.run_id}"]
+    lines = [
+        f"{report.job}: {report.outcome.replace('_', ' ')}"
+        f"{' (dry run: nothing written)' if report.dry_run else ''}"
+        f"  run {report.run_id}"
+    ]
     kinds = Counter(a.kind for a in report.plan.actions)
     if kinds:
         verb = "planned" if report.dry_run else "actions"
-        lines.append(f"  {verb}: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(kinds.items())))
+        lines.append(
+            f"  {verb}: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(kinds.items()))
+        )
     else:
         lines.append("  nothing to change")
     if report.applied is not None:
@@ -93,23 +98,34 @@ def render_text(report: RunReport, *, limit: int = 20) -> str:
         lines.append(f"  written: {counts.get('applied', 0)}, failed: {counts.get('failed', 0)}")
     if report.failure:
         lines.append(f"  FAILED: {report.failure}")
-    for title, issues in (("conflicts (left for an administrator)", report.plan.conflicts),
-                          ("errors", report.errors), ("warnings", report.plan.warnings)):
+    for title, issues in (
+        ("conflicts (left for an administrator)", report.plan.conflicts),
+        ("errors", report.errors),
+        ("warnings", report.plan.warnings),
+    ):
         if not issues:
             continue
         lines.append(f"  {title}: {len(issues)}")
         for issue in issues[:limit]:
             who = f"{issue.user}: " if issue.user else ""
-            others = f" [{'; '.join(issue.others[:3])}]" if issue.others and issue.kind != "duplicate_extension" else ""
+            others = (
+                f" [{'; '.join(issue.others[:3])}]"
+                if issue.others and issue.kind != "duplicate_extension"
+                else ""
+            )
             lines.append(f"    - {issue.kind}: {who}{issue.message}{others}")
         if len(issues) > limit:
-            lines.append(f"    ... and {len(issues) - limit} more (see --json or history {report.run_id[:8]})")
+            lines.append(
+                f"    ... and {len(issues) - limit} more (see --json or history {report.run_id[:8]})"
+            )
     if report.dry_run and report.plan.actions:
         lines.append("  plan:")
         for action in report.plan.actions[:limit]:
             change = ""
             if action.old is not None and action.new is not None:
-                change = ": " + ", ".join(f"{k} {action.old.get(k)!r} -> {v!r}" for k, v in action.new.items())
+                change = ": " + ", ".join(
+                    f"{k} {action.old.get(k)!r} -> {v!r}" for k, v in action.new.items()
+                )
             lines.append(f"    {action.kind} {action.object} {action.user or action.key}{change}")
         if len(report.plan.actions) > limit:
             lines.append(f"    ... and {len(report.plan.actions) - limit} more (see --json)")
@@ -128,14 +144,19 @@ def combined_json(reports: list[RunReport], *, actions: bool = True) -> dict[str
     if len(reports) == 1:
         return reports[0].as_json(actions=actions)
     parts = [r.as_json(actions=actions) for r in reports]
-    out: dict[str, Any] = {"run_id": parts[0]["run_id"], "run_ids": {p["job"]: p["run_id"] for p in parts},
-                           "dry_run": parts[0]["dry_run"],
-                           "outcome": min((p["outcome"] for p in parts), key=OUTCOME_ORDER.index),
-                           "counts": dict(sum((Counter(p["counts"]) for p in parts), Counter()))}
+    out: dict[str, Any] = {
+        "run_id": parts[0]["run_id"],
+        "run_ids": {p["job"]: p["run_id"] for p in parts},
+        "dry_run": parts[0]["dry_run"],
+        "outcome": min((p["outcome"] for p in parts), key=OUTCOME_ORDER.index),
+        "counts": dict(sum((Counter(p["counts"]) for p in parts), Counter())),
+    }
     for key in ("actions", "conflicts", "warnings", "errors"):
         out[key] = [{**item, "job": p["job"]} for p in parts for item in p[key]]
-    out["jobs"] = {p["job"]: {k: v for k, v in p.items() if k not in ("actions", "conflicts", "warnings", "errors")}
-                   for p in parts}
+    out["jobs"] = {
+        p["job"]: {k: v for k, v in p.items() if k not in ("actions", "conflicts", "warnings", "errors")}
+        for p in parts
+    }
     return out
 
 

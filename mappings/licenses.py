@@ -49,6 +49,13 @@ def catalog_values(lic: Any, *, used: int | None = None) -> dict[str, Any]:
         lic: the Webitel licence.
         used: the seats in use once the run's own grants and revocations land (default: as read).
     """
-    return {"serial": lic.serial.lower(), "product": lic.product, "name": lic.title, "valid_from": lic.valid_from,
-            "valid_till": lic.valid_till, "limit": lic.limit, "used": lic.used if used is None else used,
-            "concurrent": lic.concurrent}
+    return {
+        "serial": lic.serial.lower(),
+        "product": lic.product,
+        "name": lic.title,
+        "valid_from": lic.valid_from,
+        "valid_till": lic.valid_till,
+        "limit": lic.limit,
+        "used": lic.used if used is None else used,
+        "concurrent": lic.concurrent,
+    }

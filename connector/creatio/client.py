@@ -158,9 +158,14 @@ class CreatioClient:
             if total is None and (in_request == 0 or seen_links):
                 return  # no count to go by: an empty page, or the end of the server's own links
             if in_request == 0:
-                raise BadResponse(f"the read ended after {read} of {total} rows; it cannot be shown complete, "
-                                  "so nothing is planned from it", system="creatio", method="GET", path=path,
-                                  status=response.status_code)
+                raise BadResponse(
+                    f"the read ended after {read} of {total} rows; it cannot be shown complete, "
+                    "so nothing is planned from it",
+                    system="creatio",
+                    method="GET",
+                    path=path,
+                    status=response.status_code,
+                )
             skip = read
             in_request = 0
             url, params = path, self._query(select, filter, orderby, top, skip)
@@ -184,8 +189,13 @@ class CreatioClient:
         payload = json_body(response, system="creatio")
         total = payload.get("@odata.count") if isinstance(payload, dict) else None
         if isinstance(total, bool) or not isinstance(total, int):
-            raise BadResponse("count answer without @odata.count", system="creatio", method="GET", path=path,
-                              status=response.status_code)
+            raise BadResponse(
+                "count answer without @odata.count",
+                system="creatio",
+                method="GET",
+                path=path,
+                status=response.status_code,
+            )
         return total
 
     def get(self, entity: str, id: str, select: list[str] | None = None) -> dict[str, Any] | None:
@@ -221,8 +231,13 @@ class CreatioClient:
 
     def batch(self, ops: list[BatchOp], *, continue_on_error: bool = True) -> list[BatchResult]:
         """Run ``ops`` through ``$batch`` in chunks of ``settings.batch_size``; one result per op."""
-        return run_batch(self.http, self.odata_path, ops, chunk_size=self.settings.batch_size,
-                         continue_on_error=continue_on_error)
+        return run_batch(
+            self.http,
+            self.odata_path,
+            ops,
+            chunk_size=self.settings.batch_size,
+            continue_on_error=continue_on_error,
+        )
 
     def metadata(self) -> dict[str, set[str]]:
         """Entity set → column names, from ``$metadata``."""
@@ -234,9 +249,17 @@ class CreatioClient:
         """Entities and ``Entity.Column`` names of the object model the site lacks."""
         return metadata_module.missing_columns(self.metadata(), model)
 
-    def iter_by_values(self, entity: str, column: str, values: Iterable[Any], *, select: list[str],
-                       extra_filter: str | None = None, orderby: str = "Id",
-                       page_size: int | None = None) -> Iterator[dict[str, Any]]:
+    def iter_by_values(
+        self,
+        entity: str,
+        column: str,
+        values: Iterable[Any],
+        *,
+        select: list[str],
+        extra_filter: str | None = None,
+        orderby: str = "Id",
+        page_size: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Rows whose ``column`` equals any of ``values``, in as few requests as the URL allows.
 
         The values are split with ``chunk_any_of`` so that every URL stays within
@@ -257,8 +280,9 @@ class CreatioClient:
         bare = requests.Request("GET", self.http.url(self._collection(entity)), params=params).prepare().url
         budget = self.settings.max_url_length - len(bare or "") - encoded_length(prefix)
         for chunk in chunk_any_of(column, values, max_chars=budget):
-            yield from self.iter_rows(entity, select=select, filter=prefix + chunk, orderby=orderby,
-                                      page_size=top)
+            yield from self.iter_rows(
+                entity, select=select, filter=prefix + chunk, orderby=orderby, page_size=top
+            )
 
 
 def _stable_order(orderby: str) -> str:

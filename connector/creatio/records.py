@@ -324,8 +324,11 @@ class ContactCommunication(_Standard):
     """A contact's phone, e-mail or extension (``type_id`` is the CommunicationType)."""
 
     ENTITY: ClassVar[str] = "ContactCommunication"
-    FIELDS: ClassVar[Mapped] = (("contact_id", "ContactId", "guid"), ("type_id", "CommunicationTypeId", "guid"),
-                                ("number", "Number", "text"))
+    FIELDS: ClassVar[Mapped] = (
+        ("contact_id", "ContactId", "guid"),
+        ("type_id", "CommunicationTypeId", "guid"),
+        ("number", "Number", "text"),
+    )
 
     id: str
     contact_id: str | None

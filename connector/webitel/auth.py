@@ -61,15 +61,25 @@ class LoginAuth:
         if self.domain:
             body["domain"] = self.domain
         # A login creates nothing, so repeating it after a network fault is harmless.
-        response = http.request("POST", "login", route="/login", json=body, authenticated=False, idempotent=True)
+        response = http.request(
+            "POST", "login", route="/login", json=body, authenticated=False, idempotent=True
+        )
         payload = json_body(response, system="webitel")
         token = payload.get("access_token") if isinstance(payload, dict) else None
         if not token:
             # With two-factor authentication on, /login answers {"id": ...} and waits for a code.
-            hint = " (two-factor authentication is on for this user: use a personal access token)" if (
-                isinstance(payload, dict) and "id" in payload) else ""
-            raise AuthError(f"login answered without an access token{hint}", system="webitel", method="POST",
-                            path="/login", status=response.status_code)
+            hint = (
+                " (two-factor authentication is on for this user: use a personal access token)"
+                if (isinstance(payload, dict) and "id" in payload)
+                else ""
+            )
+            raise AuthError(
+                f"login answered without an access token{hint}",
+                system="webitel",
+                method="POST",
+                path="/login",
+                status=response.status_code,
+            )
         self._token = token
 
     def secrets(self) -> list[str]:

@@ -34,14 +34,31 @@ class WebitelClient:
         sleep: injected into retries so tests do not wait.
     """
 
-    def __init__(self, settings: WebitelSettings, *, retry: RetryPolicy | None = None,
-                 session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        settings: WebitelSettings,
+        *,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.settings = settings
-        auth = TokenAuth(settings.token) if settings.token is not None else LoginAuth(
-            settings.username or "", settings.password, settings.domain)  # type: ignore[arg-type]
-        self.http = HttpClient(system="webitel", base_url=settings.url, timeout_s=settings.timeout_s,
-                               verify=settings.verify, retry=retry, parse_error=parse_error, auth=auth,
-                               session=session, sleep=sleep)
+        auth = (
+            TokenAuth(settings.token)
+            if settings.token is not None
+            else LoginAuth(settings.username or "", settings.password, settings.domain)
+        )  # type: ignore[arg-type]
+        self.http = HttpClient(
+            system="webitel",
+            base_url=settings.url,
+            timeout_s=settings.timeout_s,
+            verify=settings.verify,
+            retry=retry,
+            parse_error=parse_error,
+            auth=auth,
+            session=session,
+            sleep=sleep,
+        )
 
     @property
     def counter(self):
@@ -52,19 +69,29 @@ class WebitelClient:
         """Yield raw items page by page; stop on ``next`` false or an empty page; refuse a repeat."""
         page, previous_first = 1, None
         while True:
-            response = self.http.request("GET", path, route=route,
-                                         params=[*params, ("page", page), ("size", page_size)])
+            response = self.http.request(
+                "GET", path, route=route, params=[*params, ("page", page), ("size", page_size)]
+            )
             body = json_body(response, system="webitel")
             items = body.get("items") or [] if isinstance(body, dict) else None
             if items is None or not isinstance(items, list):
-                raise BadResponse("list answer without an items array", system="webitel", method="GET",
-                                  path=route, status=response.status_code)
+                raise BadResponse(
+                    "list answer without an items array",
+                    system="webitel",
+                    method="GET",
+                    path=route,
+                    status=response.status_code,
+                )
             if not items:
                 return
             first = items[0].get("id") if isinstance(items[0], dict) else None
             if first is not None and first == previous_first:
-                raise BadResponse(f"page {page} repeats the previous page (first id {first}); "
-                                  "the server ignores paging", system="webitel", method="GET", path=route)
+                raise BadResponse(
+                    f"page {page} repeats the previous page (first id {first}); the server ignores paging",
+                    system="webitel",
+                    method="GET",
+                    path=route,
+                )
             previous_first = first
             yield from items
             if not body.get("next"):
@@ -72,8 +99,9 @@ class WebitelClient:
             page += 1
 
     # ---- users ----------------------------------------------------------------------------------
-    def iter_users(self, *, fields: tuple[str, ...] = USER_FIELDS, page_size: int | None = None,
-                   **filters: Any) -> Iterator[WebitelUser | RecordError]:
+    def iter_users(
+        self, *, fields: tuple[str, ...] = USER_FIELDS, page_size: int | None = None, **filters: Any
+    ) -> Iterator[WebitelUser | RecordError]:
         """Every user of the domain, lazily; a user that does not parse comes as a ``RecordError``.
 
         Args:
@@ -148,17 +176,23 @@ class WebitelClient:
 
     def generate_password(self) -> str:
         """A password that satisfies the domain's policy, made by the server."""
-        response = self.http.request("POST", "users/password/generate", route="/users/password/generate",
-                                     json={}, idempotent=True)
+        response = self.http.request(
+            "POST", "users/password/generate", route="/users/password/generate", json={}, idempotent=True
+        )
         body = json_body(response, system="webitel")
         return str(body.get("password") or "") if isinstance(body, dict) else ""
 
     # ---- licences -------------------------------------------------------------------------------
     def iter_licenses(self, *, page_size: int | None = None, **filters: Any) -> Iterator[License]:
-        """The licence registry, lazily (filters: ``product``, ``valid``, ``id``, ``user.id`` as ``user_id``)."""
+        """The licence registry, lazily.
+
+        Filters: ``product``, ``valid``, ``id``, and ``user.id`` as ``user_id``.
+        """
         if "user_id" in filters:
             filters["user.id"] = filters.pop("user_id")
-        for raw in self._pages("license", "/license", _filter_params(filters), page_size or self.settings.page_size):
+        for raw in self._pages(
+            "license", "/license", _filter_params(filters), page_size or self.settings.page_size
+        ):
             yield _parse(License, raw, "license")
 
     def list_licenses(self, **filters: Any) -> list[License]:
@@ -181,7 +215,9 @@ class WebitelClient:
         Repeating the same upload is harmless, so it is retried like any PUT.
         """
         key = certificate.strip()
-        response = self.http.request("PUT", "customer", route="/customer", json={"certificate": key}, secrets=(key,))
+        response = self.http.request(
+            "PUT", "customer", route="/customer", json={"certificate": key}, secrets=(key,)
+        )
         return _parse(Customer, _unwrap(json_body(response, system="webitel"), "customer"), "customer")
 
     def userinfo(self) -> dict[str, Any]:
@@ -228,8 +264,13 @@ def _parse_user(raw: Any) -> WebitelUser | RecordError:
         field = str(err["loc"][0]) if err["loc"] else ""
         ident = raw.get("id", "?") if isinstance(raw, dict) else "?"
         name = raw.get("username", "") if isinstance(raw, dict) else ""
-        return RecordError(f"cannot be read: {err['msg']}", system="webitel", object="user",
-                           record=f"{name or '<no username>'} (id {ident})", field=field)
+        return RecordError(
+            f"cannot be read: {err['msg']}",
+            system="webitel",
+            object="user",
+            record=f"{name or '<no username>'} (id {ident})",
+            field=field,
+        )
 
 
 def _user_or_raise(raw: Any) -> WebitelUser:

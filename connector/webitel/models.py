@@ -92,7 +92,11 @@ class WebitelUser:
 
     @staticmethod
     def parse(raw: object) -> "WebitelUser":
-        """Validate one user as Webitel sends it (raises ``pydantic.ValidationError``); extra keys are ignored."""
+        """Validate one user as Webitel sends it; extra keys are ignored.
+
+        Raises:
+            pydantic.ValidationError: a field the sync reads does not fit.
+        """
         return _USER.validate_python(raw)
 
 

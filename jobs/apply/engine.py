@@ -108,20 +108,37 @@ def apply_plan(plan: Plan, steps: Iterable[Step], *, store, run_id: str, now: Ca
                 result.outcomes.append(outcome)
                 if not outcome.ok:
                     failed_ids.add(outcome.action.id)
-                    result.errors.append(Issue(outcome.issue, outcome.message, user=outcome.action.user,
-                                               webitel_id=outcome.action.webitel_id, field=outcome.action.object))
+                    result.errors.append(
+                        Issue(
+                            outcome.issue,
+                            outcome.message,
+                            user=outcome.action.user,
+                            webitel_id=outcome.action.webitel_id,
+                            field=outcome.action.object,
+                        )
+                    )
             done += len(chunk)
             progress(done, total)
     return result
 
 
 def _record(store, run_id: str, outcomes: list[Outcome], when: datetime, links_of) -> None:
-    events = [Event(action=o.action.kind, object=o.action.object, key=o.action.key, old=o.action.old,
-                    new=o.action.new, outcome=("already_existed" if o.already_existed else "applied") if o.ok
-                    else "failed", message=o.message) for o in outcomes]
+    events = [
+        Event(
+            action=o.action.kind,
+            object=o.action.object,
+            key=o.action.key,
+            old=o.action.old,
+            new=o.action.new,
+            outcome=("already_existed" if o.already_existed else "applied") if o.ok else "failed",
+            message=o.message,
+        )
+        for o in outcomes
+    ]
     links, unlink = links_of(outcomes)
     unlinks: dict[str, list[str]] = {}
     for kind, key in unlink:
         unlinks.setdefault(kind, []).append(key)
-    store.record_applied(run_id, events, links={k: v for k, v in links.items() if v}, unlinks=unlinks or None,
-                         now=when)
+    store.record_applied(
+        run_id, events, links={k: v for k, v in links.items() if v}, unlinks=unlinks or None, now=when
+    )

@@ -25,10 +25,16 @@ FRESH_READ_CHUNK = 100  # user ids per fresh read: well inside a URL's length
 def catalog_op(action: Action, model: ObjectModel) -> BatchOp | None:
     entity = LicenseRecord.entity(model)
     if action.kind == "create_license":
-        return BatchOp("POST", entity, body=LicenseRecord.to_row(LicenseRecord(id=action.id, **(action.new or {})), model),
-                       ref=action.key)
+        return BatchOp(
+            "POST",
+            entity,
+            body=LicenseRecord.to_row(LicenseRecord(id=action.id, **(action.new or {})), model),
+            ref=action.key,
+        )
     if action.kind == "update_license":
-        return BatchOp("PATCH", entity, id=action.id, body=LicenseRecord.to_row(action.new or {}, model), ref=action.key)
+        return BatchOp(
+            "PATCH", entity, id=action.id, body=LicenseRecord.to_row(action.new or {}, model), ref=action.key
+        )
     return None
 
 
@@ -82,18 +88,23 @@ def webitel_grant_step(webitel, serial_case: dict[str, str]) -> Step:
 
 
 def license_steps(webitel, creatio, model: ObjectModel, serial_case: dict[str, str]) -> list[Step]:
-    return [batch_step(("create_license", "update_license"), creatio, lambda a: catalog_op(a, model)),
-            webitel_grant_step(webitel, serial_case),
-            batch_step(("create_grant_row", "delete_grant_row"), creatio, lambda a: grant_row_op(a, model))]
+    return [
+        batch_step(("create_license", "update_license"), creatio, lambda a: catalog_op(a, model)),
+        webitel_grant_step(webitel, serial_case),
+        batch_step(("create_grant_row", "delete_grant_row"), creatio, lambda a: grant_row_op(a, model)),
+    ]
 
 
-def sides_after(webitel: frozenset[Grant], creatio: frozenset[Grant],
-                result: ApplyResult | None) -> tuple[frozenset[Grant], frozenset[Grant]]:
+def sides_after(
+    webitel: frozenset[Grant], creatio: frozenset[Grant], result: ApplyResult | None
+) -> tuple[frozenset[Grant], frozenset[Grant]]:
     """Both sides' grants after the run, from what actually landed."""
     w, c = set(webitel), set(creatio)
     if result is None:
         return frozenset(w), frozenset(c)
-    failed_rows: set[str] = {o.action.key for o in result.outcomes if not o.ok and o.action.kind == "delete_grant_row"}
+    failed_rows: set[str] = {
+        o.action.key for o in result.outcomes if not o.ok and o.action.kind == "delete_grant_row"
+    }
     for o in result.outcomes:
         if not o.ok:
             continue

@@ -42,8 +42,15 @@ def provision_step(webitel, creatio, model: ObjectModel, *, password: str) -> St
             except ConnectorError as exc:
                 outcomes.append(Outcome(action, False, str(exc)))
                 continue
-            outcomes.append(Outcome(action, True, "an existing Webitel user with this username was linked" if found
-                                    else "", already_existed=found, detail={"webitel_id": str(user.id)}))
+            outcomes.append(
+                Outcome(
+                    action,
+                    True,
+                    "an existing Webitel user with this username was linked" if found else "",
+                    already_existed=found,
+                    detail={"webitel_id": str(user.id)},
+                )
+            )
         return outcomes
 
     return Step(("create_webitel_user",), run, 20)
@@ -59,7 +66,9 @@ def webitel_user_step(webitel) -> Step:
                 if action.kind == "update_webitel_user":
                     webitel.patch_user(int(action.webitel_id), dict(action.new or {}))
                 else:
-                    webitel.delete_user(int(action.webitel_id), permanent=bool((action.new or {}).get("permanent")))
+                    webitel.delete_user(
+                        int(action.webitel_id), permanent=bool((action.new or {}).get("permanent"))
+                    )
             except ConnectorError as exc:
                 outcomes.append(Outcome(action, False, str(exc)))
             else:

@@ -31,12 +31,25 @@ def to_batch_op(action: Action, model: ObjectModel) -> BatchOp | None:
         return BatchOp("DELETE", entity, id=action.id, ref=action.key)
     if action.kind == "create_extension_comm":
         new = action.new or {}
-        return BatchOp("POST", "ContactCommunication", ref=action.key, body={
-            "Id": action.id, "ContactId": new["contact_id"], "CommunicationTypeId": EXTENSION_COMMUNICATION_TYPE,
-            "Number": new["number"]})
+        return BatchOp(
+            "POST",
+            "ContactCommunication",
+            ref=action.key,
+            body={
+                "Id": action.id,
+                "ContactId": new["contact_id"],
+                "CommunicationTypeId": EXTENSION_COMMUNICATION_TYPE,
+                "Number": new["number"],
+            },
+        )
     if action.kind == "update_extension_comm":
-        return BatchOp("PATCH", "ContactCommunication", id=action.id, body={"Number": (action.new or {})["number"]},
-                       ref=action.key)
+        return BatchOp(
+            "PATCH",
+            "ContactCommunication",
+            id=action.id,
+            body={"Number": (action.new or {})["number"]},
+            ref=action.key,
+        )
     return None
 
 
@@ -45,7 +58,12 @@ def user_steps(webitel, creatio, model: ObjectModel, *, password: str = "generat
     from jobs.apply.provision import provision_step, webitel_user_step
 
     *imports, retire = [batch_step(kinds, creatio, lambda a: to_batch_op(a, model)) for kinds in PHASES]
-    return [*imports, provision_step(webitel, creatio, model, password=password), webitel_user_step(webitel), retire]
+    return [
+        *imports,
+        provision_step(webitel, creatio, model, password=password),
+        webitel_user_step(webitel),
+        retire,
+    ]
 
 
 def user_links(outcomes: list[Outcome]) -> tuple[dict, list[tuple[str, str]]]:
@@ -59,8 +77,13 @@ def user_links(outcomes: list[Outcome]) -> tuple[dict, list[tuple[str, str]]]:
         a = o.action
         if a.kind == "create_webitel_user" and o.detail:
             new = a.new or {}
-            links["webitel_user"].append((o.detail["webitel_id"], a.id, {"name": new.get("name", ""),
-                                                                        "extension": new.get("extension", "")}))
+            links["webitel_user"].append(
+                (
+                    o.detail["webitel_id"],
+                    a.id,
+                    {"name": new.get("name", ""), "extension": new.get("extension", "")},
+                )
+            )
             continue
         if a.webitel_id is None:
             continue
@@ -68,7 +91,9 @@ def user_links(outcomes: list[Outcome]) -> tuple[dict, list[tuple[str, str]]]:
         if a.kind in ("delete_record", "delete_webitel_user"):
             unlink.append(("webitel_user", wid))
         elif a.object == "WebitelUser" or a.kind == "update_webitel_user":
-            links["webitel_user"].append((wid, a.id, a.link_extra) if a.link_extra is not None else (wid, a.id))
+            links["webitel_user"].append(
+                (wid, a.id, a.link_extra) if a.link_extra is not None else (wid, a.id)
+            )
         elif a.kind == "create_contact":
             links["contact"].append((wid, a.id))
     return links, unlink

@@ -34,9 +34,13 @@ def run_check(config: AppConfig, *, out: TextIO, webitel=None, creatio=None) -> 
     print("ok    configuration is valid", file=out)
     step(f"Webitel reachable at {config.webitel.url}", lambda: _whoami(webitel))
     step("Webitel token may list users", lambda: _first_page(webitel.iter_users(page_size=1), "user"))
-    step("Webitel token may list licences", lambda: _first_page(webitel.iter_licenses(page_size=1), "licence"))
-    step(f"Creatio reachable at {config.creatio.url} ({config.creatio.auth} auth)",
-         lambda: f"{creatio.count('Contact')} contacts")
+    step(
+        "Webitel token may list licences", lambda: _first_page(webitel.iter_licenses(page_size=1), "licence")
+    )
+    step(
+        f"Creatio reachable at {config.creatio.url} ({config.creatio.auth} auth)",
+        lambda: f"{creatio.count('Contact')} contacts",
+    )
     model = config.creatio.objects
 
     def objects() -> str:

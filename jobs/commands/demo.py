@@ -50,16 +50,24 @@ def run_demo(*, users: int, seed: int, as_json: bool, out: TextIO) -> int:
             for report in reports:
                 print(render_text(report, limit=8), file=out)
             notes = box.data.notes
-            print(EXPLAIN.format(webitel=box.webitel_url, creatio=box.creatio_url, users=users,
-                                 ambiguous=", ".join(notes.get("ambiguous_usernames", [])[:2]) or "none",
-                                 clash=", ".join(notes.get("clashing_extensions", [])[:2]) or "none",
-                                 noext=", ".join(notes.get("no_extension_usernames", [])[:2]) or "none"), file=out)
+            print(
+                EXPLAIN.format(
+                    webitel=box.webitel_url,
+                    creatio=box.creatio_url,
+                    users=users,
+                    ambiguous=", ".join(notes.get("ambiguous_usernames", [])[:2]) or "none",
+                    clash=", ".join(notes.get("clashing_extensions", [])[:2]) or "none",
+                    noext=", ".join(notes.get("no_extension_usernames", [])[:2]) or "none",
+                ),
+                file=out,
+            )
     # Conflicts are part of the show: the demo succeeded if the run finished.
     return exit_codes.OK if all(r.outcome != "failed" for r in reports) else exit_codes.FAILED
 
 
-def serve_sandbox(*, users: int, seed: int, config_out: str | None, webitel_port: int, creatio_port: int,
-                  out: TextIO) -> int:
+def serve_sandbox(
+    *, users: int, seed: int, config_out: str | None, webitel_port: int, creatio_port: int, out: TextIO
+) -> int:
     """Serve both sandbox servers until Ctrl-C or SIGTERM; print (or write) a config pointing at them."""
     from sandbox.harness import start_sandbox
 
@@ -68,14 +76,23 @@ def serve_sandbox(*, users: int, seed: int, config_out: str | None, webitel_port
     with start_sandbox(users, seed=seed, webitel_port=webitel_port, creatio_port=creatio_port) as box:
         creds = box.data.credentials
         text = box.config_toml(state_url="sqlite:///.wcsync/sandbox-state.sqlite")
-        print(f"Webitel sandbox: {box.webitel_url}  (token {creds.webitel_token}, or "
-              f"{creds.webitel_username} / {creds.webitel_password} in domain {box.data.domain})", file=out)
-        print(f"Creatio sandbox: {box.creatio_url}  ({creds.creatio_username} / {creds.creatio_password}; "
-              f"OAuth client {creds.creatio_client_id})", file=out)
+        print(
+            f"Webitel sandbox: {box.webitel_url}  (token {creds.webitel_token}, or "
+            f"{creds.webitel_username} / {creds.webitel_password} in domain {box.data.domain})",
+            file=out,
+        )
+        print(
+            f"Creatio sandbox: {box.creatio_url}  ({creds.creatio_username} / {creds.creatio_password}; "
+            f"OAuth client {creds.creatio_client_id})",
+            file=out,
+        )
         if config_out:
             Path(config_out).write_text(text, encoding="utf-8")
-            print(f"config written to {config_out}; try: webitel-creatio-sync --config {config_out} run --dry-run",
-                  file=out)
+            print(
+                f"config written to {config_out}; "
+                f"try: webitel-creatio-sync --config {config_out} run --dry-run",
+                file=out,
+            )
         else:
             print("\n" + text, file=out)
         print("serving until Ctrl-C", file=out, flush=True)
@@ -96,5 +113,11 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     """Serve the sandbox until Ctrl-C or SIGTERM, with a ready config pointing at it."""
     if args.users < 0:
         raise ConfigError("--users must be 0 or more")
-    return serve_sandbox(users=args.users, seed=args.seed, config_out=args.config_out,
-                         webitel_port=args.webitel_port, creatio_port=args.creatio_port, out=sys.stdout)
+    return serve_sandbox(
+        users=args.users,
+        seed=args.seed,
+        config_out=args.config_out,
+        webitel_port=args.webitel_port,
+        creatio_port=args.creatio_port,
+        out=sys.stdout,
+    )

@@ -66,8 +66,11 @@ def upload_key(config: AppConfig, key: str, *, out: TextIO, webitel=None) -> int
             changes += 1
         elif (old.valid_till, old.limit, old.valid_from) != (lic.valid_till, lic.limit, lic.valid_from):
             was = f"{old.valid_till:%d.%m.%Y}" if old.valid_till else "-"
-            print(f"extended  {lic.title:<16} {serial}  valid till {was} -> {till}, limit {old.limit} -> {lic.limit}",
-                  file=out)
+            print(
+                f"extended  {lic.title:<16} {serial}  valid till {was} -> {till}, "
+                f"limit {old.limit} -> {lic.limit}",
+                file=out,
+            )
             changes += 1
     if not changes:
         print("the key was accepted but changed no licence (already uploaded?)", file=out)
@@ -81,17 +84,31 @@ def resolve_license(licenses, wanted: str, now: datetime):
     if by_serial:
         return by_serial[0]
     of_product = [l for l in licenses if l.product.casefold() == wanted.casefold()]
-    valid = [l for l in of_product if (r := grant_refusal(l, now)) is None or r.kind == "license_limit_reached"]
+    valid = [
+        l for l in of_product if (r := grant_refusal(l, now)) is None or r.kind == "license_limit_reached"
+    ]
     if len(valid) == 1:
         return valid[0]
     if not of_product:
         raise Refused(f"no licence with serial or product {wanted!r}")
-    raise Refused(f"{len(valid)} valid {wanted} licences: name one by serial ("
-                  + ", ".join(l.serial for l in of_product) + ")")
+    raise Refused(
+        f"{len(valid)} valid {wanted} licences: name one by serial ("
+        + ", ".join(l.serial for l in of_product)
+        + ")"
+    )
 
 
-def change_grant(config: AppConfig, action: str, username: str, wanted: str, *, out: TextIO, webitel=None,
-                 creatio=None, now: datetime | None = None) -> int:
+def change_grant(
+    config: AppConfig,
+    action: str,
+    username: str,
+    wanted: str,
+    *,
+    out: TextIO,
+    webitel=None,
+    creatio=None,
+    now: datetime | None = None,
+) -> int:
     """Grant (``assign``) or remove (``revoke``) one licence, in Webitel and mirrored to Creatio.
 
     Read, plan (``plan_grant_change``: the licences job's own actions and refusals), apply (the
@@ -114,11 +131,28 @@ def change_grant(config: AppConfig, action: str, username: str, wanted: str, *, 
     mirrored = model.webitel_license is not None and model.webitel_user_license is not None
     with state_store(config) as store:
         domain = webitel_domain(config, webitel, store, now)
-        record_id, license_record, rows = (read_grant_side(
-            creatio, model, webitel_id=user.id, serial=lic.serial, links=store.links("webitel_user"))
-            if mirrored else (None, None, ()))
-        plan = plan_grant_change(GrantChange(action, user.id, user.username, lic, held, now, domain, mirrored,
-                                             record_id, license_record, rows))
+        record_id, license_record, rows = (
+            read_grant_side(
+                creatio, model, webitel_id=user.id, serial=lic.serial, links=store.links("webitel_user")
+            )
+            if mirrored
+            else (None, None, ())
+        )
+        plan = plan_grant_change(
+            GrantChange(
+                action,
+                user.id,
+                user.username,
+                lic,
+                held,
+                now,
+                domain,
+                mirrored,
+                record_id,
+                license_record,
+                rows,
+            )
+        )
         if plan.conflicts:
             raise Refused(f"{plan.conflicts[0].kind}: {plan.conflicts[0].message}")
         with recorded_run(store, "licenses", False, lambda: now) as report:
@@ -136,16 +170,25 @@ def _move_baseline(store, report, action: str, grant: tuple[str, str], now: date
     waiting = any(issue.kind == "grant_without_record" for issue in report.plan.warnings)
     if not store.has_baseline() or report.errors or waiting:
         return
-    store.record_applied(report.run_id, [], baseline_add=[grant] if action == "assign" else [],
-                         baseline_remove=[grant] if action == "revoke" else [], now=now)
+    store.record_applied(
+        report.run_id,
+        [],
+        baseline_add=[grant] if action == "assign" else [],
+        baseline_remove=[grant] if action == "revoke" else [],
+        now=now,
+    )
 
 
 def _say(out: TextIO, report, action: str, label: str, lic) -> None:
     """What the change did, in a few lines."""
     webitel_kinds = ("grant_webitel", "revoke_webitel")
     if not any(a.kind in webitel_kinds for a in report.plan.actions):
-        print(f"{label} {'already holds' if action == 'assign' else 'does not hold'} {lic.title} ({lic.serial}): "
-              "nothing to do in Webitel", file=out)
+        print(
+            f"{label} {'already holds' if action == 'assign' else 'does not hold'} "
+            f"{lic.title} ({lic.serial}): "
+            "nothing to do in Webitel",
+            file=out,
+        )
     elif report.applied and report.applied.ok_actions(*webitel_kinds):
         done = "assigned to" if action == "assign" else "revoked from"
         print(f"{lic.title} ({lic.serial}) {done} {label} in Webitel", file=out)

@@ -57,8 +57,12 @@ def show_licenses(config: AppConfig, *, users: bool, product: str | None, search
     licenses = webitel.list_licenses()
     console = Console(file=out, highlight=False, width=200 if not out.isatty() else None)
     if users:
-        columns, rows = matrix_rows(webitel.list_users(fields=("id", "username", "name", "license")), licenses,
-                                    product=product, search=search)
+        columns, rows = matrix_rows(
+            webitel.list_users(fields=("id", "username", "name", "license")),
+            licenses,
+            product=product,
+            search=search,
+        )
         if as_json:
             print(json.dumps(rows, ensure_ascii=False, indent=2), file=out)
             return exit_codes.OK
@@ -68,9 +72,16 @@ def show_licenses(config: AppConfig, *, users: bool, product: str | None, search
         for lic in columns:
             table.add_column(f"{lic.title}\n({lic.valid_till:%d.%m.%Y})" if lic.valid_till else lic.title)
         for row in rows:
-            table.add_row(row["username"], row["name"],
-                          *[("✓ " + _dotted(row["licenses"][l.serial.lower()])) if l.serial.lower() in row["licenses"]
-                            else "" for l in columns])
+            table.add_row(
+                row["username"],
+                row["name"],
+                *[
+                    ("✓ " + _dotted(row["licenses"][l.serial.lower()]))
+                    if l.serial.lower() in row["licenses"]
+                    else ""
+                    for l in columns
+                ],
+            )
         console.print(table)
         return exit_codes.OK
     rows = registry_rows(licenses, now, config.licenses.expiring_days)
@@ -84,12 +95,25 @@ def show_licenses(config: AppConfig, *, users: bool, product: str | None, search
         table.add_column(name)
     for row in rows:
         style = {"expired": "bold red", "expiring": "yellow"}.get(row["state"])
-        status = "EXPIRED" if row["state"] == "expired" else (
-            f"{row['days_left']} days" + (" (expiring)" if row["state"] == "expiring" else "")
-            if row["days_left"] is not None else "")
-        table.add_row(row["id"], row["product"] + (f" ({row['name']})" if row["name"] else ""),
-                      _dotted(row["valid_from"]), _dotted(row["valid_till"]), f"{row['used']} / {row['limit']}",
-                      "Yes" if row["concurrent"] else "", status, style=style)
+        status = (
+            "EXPIRED"
+            if row["state"] == "expired"
+            else (
+                f"{row['days_left']} days" + (" (expiring)" if row["state"] == "expiring" else "")
+                if row["days_left"] is not None
+                else ""
+            )
+        )
+        table.add_row(
+            row["id"],
+            row["product"] + (f" ({row['name']})" if row["name"] else ""),
+            _dotted(row["valid_from"]),
+            _dotted(row["valid_till"]),
+            f"{row['used']} / {row['limit']}",
+            "Yes" if row["concurrent"] else "",
+            status,
+            style=style,
+        )
     console.print(table)
     return exit_codes.OK
 
@@ -104,5 +128,11 @@ def _dotted(iso: str | None) -> str:
 
 def cmd_licenses(args: argparse.Namespace) -> int:
     """The Webitel licence registry, or (``--users``) the user x licence matrix."""
-    return show_licenses(config_of(args), users=args.users, product=args.product, search=args.search,
-                         as_json=args.json, out=sys.stdout)
+    return show_licenses(
+        config_of(args),
+        users=args.users,
+        product=args.product,
+        search=args.search,
+        as_json=args.json,
+        out=sys.stdout,
+    )

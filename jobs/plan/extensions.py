@@ -26,7 +26,9 @@ class Claim:
     record: Any | None  # the existing record, if any
 
 
-def resolve_extensions(claims: list[Claim], static_holders: dict[str, list[str]]) -> tuple[set[int], list[Issue]]:
+def resolve_extensions(
+    claims: list[Claim], static_holders: dict[str, list[str]]
+) -> tuple[set[int], list[Issue]]:
     """Decide which claims may be written.
 
     Args:
@@ -59,10 +61,16 @@ def resolve_extensions(claims: list[Claim], static_holders: dict[str, list[str]]
                     continue
                 refused.add(claim.user_id)
                 del pending[claim.user_id]
-                issues.append(Issue("duplicate_extension",
-                                    f"extension {ext} is already held by {holder}; not written",
-                                    user=claim.label, webitel_id=claim.user_id, field="extension",
-                                    others=(holder,)))
+                issues.append(
+                    Issue(
+                        "duplicate_extension",
+                        f"extension {ext} is already held by {holder}; not written",
+                        user=claim.label,
+                        webitel_id=claim.user_id,
+                        field="extension",
+                        others=(holder,),
+                    )
+                )
                 old = claim.record.extension if claim.record is not None else ""
                 if old and old != ext:
                     # The loser keeps the extension its record holds now.

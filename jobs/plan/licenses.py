@@ -61,16 +61,30 @@ def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[P
     for row in snap.grant_rows:
         wid, serial = webitel_of.get(row.user_id or ""), serial_of.get(row.license_id or "")
         if wid is None or serial is None:
-            conflicts.append(Issue("grant_without_link", f"User Licenses row {row.id} refers to "
-                                   f"{'a Webitel-user record not linked to any Webitel user' if wid is None else 'an unknown licence record'}"
-                                   "; left in place", field="license"))
+            conflicts.append(
+                Issue(
+                    "grant_without_link",
+                    f"User Licenses row {row.id} refers to "
+                    + ("a Webitel-user record not linked to any Webitel user" if wid is None
+                       else "an unknown licence record")
+                    + "; left in place",
+                    field="license",
+                )
+            )
             continue
         creatio.add((wid, serial))
         rows_by_grant[(wid, serial)].append(row)
     for grant, rows in rows_by_grant.items():
         if len(rows) > 1:
-            warnings.append(Issue("duplicate_grant_rows", f"{len(rows)} User Licenses rows grant {grant[1]}",
-                                  user=_label(snap, grant[0]), webitel_id=int(grant[0]), field="license"))
+            warnings.append(
+                Issue(
+                    "duplicate_grant_rows",
+                    f"{len(rows)} User Licenses rows grant {grant[1]}",
+                    user=_label(snap, grant[0]),
+                    webitel_id=int(grant[0]),
+                    field="license",
+                )
+            )
     webitel = {(wid, s.lower()) for wid, serials in snap.webitel_grants.items() for s in serials}
     sets = GrantSets(frozenset(webitel), frozenset(creatio), snap.baseline)
     merge = merge_grants(sets.webitel, sets.creatio, sets.baseline, first_run_winner=options.first_run_winner)
@@ -81,9 +95,12 @@ def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[P
     limit = min(options.max_revocations, math.ceil(options.max_revocation_share * total))
     guard = None
     if len(revokes) > limit:
-        guard = Issue("revocation_cap", f"{len(revokes)} licence revocations planned, more than the limit of {limit} "
-                      f"(max_revocations {options.max_revocations}, max_revocation_share "
-                      f"{options.max_revocation_share} of {total} grants); nothing was revoked")
+        guard = Issue(
+            "revocation_cap",
+            f"{len(revokes)} licence revocations planned, more than the limit of {limit} "
+            f"(max_revocations {options.max_revocations}, max_revocation_share "
+            f"{options.max_revocation_share} of {total} grants); nothing was revoked",
+        )
         conflicts.append(guard)
         revokes = []
     # Webitel's "used" moves with this run's own grants and revocations: the catalog carries the
@@ -95,12 +112,24 @@ def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[P
         if action.kind == "revoke_webitel":
             seats[action.old["license"]] -= 1
     for serial, lic in sorted(catalog.items()):
-        actions.extend(_catalog_action(snap.domain, lic, record_by_serial.get(serial), license_ids,
-                                       used=lic.used + seats[serial]))
+        actions.extend(
+            _catalog_action(
+                snap.domain, lic, record_by_serial.get(serial), license_ids, used=lic.used + seats[serial]
+            )
+        )
     actions.extend(revokes)
     for wid, serial in sorted(granted, key=_order):
-        actions.append(Action("grant_webitel", "WebitelGrant", f"{wid}:{serial}", f"grant:{wid}:{serial}",
-                              _label(snap, wid), int(wid), new={"license": serial}))
+        actions.append(
+            Action(
+                "grant_webitel",
+                "WebitelGrant",
+                f"{wid}:{serial}",
+                f"grant:{wid}:{serial}",
+                _label(snap, wid),
+                int(wid),
+                new={"license": serial},
+            )
+        )
     for wid, serial in sorted(merge.add_creatio, key=_order):
         record = snap.user_record_ids.get(wid)
         if record is None:
@@ -109,12 +138,26 @@ def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[P
         if lic_id is None:
             continue  # a grant of a licence the catalog lacks cannot be shown in Creatio
         created = () if serial in record_by_serial else (lic_id,)
-        actions.append(Action("create_grant_row", "WebitelUserLicense", keys.grant_record_id(snap.domain, int(wid), serial),
-                              f"grant:{wid}:{serial}", _label(snap, wid), int(wid),
-                              new={"user_id": record, "license_id": lic_id, "license": serial}, depends_on=created))
-    stats = {"webitel_grants": len(sets.webitel), "creatio_grants": len(sets.creatio),
-             "baseline": -1 if sets.baseline is None else len(sets.baseline)}
-    return Plan("licenses", tuple(actions), tuple(conflicts), tuple(warnings), snap.invalid, guard, stats), sets
+        actions.append(
+            Action(
+                "create_grant_row",
+                "WebitelUserLicense",
+                keys.grant_record_id(snap.domain, int(wid), serial),
+                f"grant:{wid}:{serial}",
+                _label(snap, wid),
+                int(wid),
+                new={"user_id": record, "license_id": lic_id, "license": serial},
+                depends_on=created,
+            )
+        )
+    stats = {
+        "webitel_grants": len(sets.webitel),
+        "creatio_grants": len(sets.creatio),
+        "baseline": -1 if sets.baseline is None else len(sets.baseline),
+    }
+    return Plan(
+        "licenses", tuple(actions), tuple(conflicts), tuple(warnings), snap.invalid, guard, stats
+    ), sets
 
 
 def _catalog_action(domain: str, lic, record, license_ids: dict[str, str], *, used: int) -> list[Action]:
@@ -129,7 +172,11 @@ def _catalog_action(domain: str, lic, record, license_ids: dict[str, str], *, us
     changed = {f: v for f, v in values.items() if not _same(old[f], v)}
     if not changed:
         return []
-    return [Action("update_license", "WebitelLicense", record.id, key, old={f: old[f] for f in changed}, new=changed)]
+    return [
+        Action(
+            "update_license", "WebitelLicense", record.id, key, old={f: old[f] for f in changed}, new=changed
+        )
+    ]
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -152,14 +199,36 @@ def _refuse(snap: LicenseSnapshot, merge: Merge, catalog: dict) -> tuple[set[Gra
         wid, serial = grant
         lic = catalog.get(serial)
         if wid not in snap.webitel_grants:  # every Webitel user is a key, even one with no grants
-            issues.append(Issue("grant_without_link", "the Webitel user of this grant does not exist",
-                                user=_label(snap, wid), webitel_id=int(wid), field="license"))
+            issues.append(
+                Issue(
+                    "grant_without_link",
+                    "the Webitel user of this grant does not exist",
+                    user=_label(snap, wid),
+                    webitel_id=int(wid),
+                    field="license",
+                )
+            )
         elif lic is None:
-            issues.append(Issue("license_unknown", f"licence {serial} is not in Webitel's registry; the Creatio "
-                                "row is left in place", user=_label(snap, wid), webitel_id=int(wid), field="license"))
+            issues.append(
+                Issue(
+                    "license_unknown",
+                    f"licence {serial} is not in Webitel's registry; the Creatio row is left in place",
+                    user=_label(snap, wid),
+                    webitel_id=int(wid),
+                    field="license",
+                )
+            )
         elif (refusal := grant_refusal(lic, snap.now, seats_left=1)) is not None:
-            issues.append(Issue(refusal.kind, f"{lic.title} ({serial}): {refusal.reason}; not granted, the Creatio "
-                                "row is left in place", user=_label(snap, wid), webitel_id=int(wid), field="license"))
+            issues.append(
+                Issue(
+                    refusal.kind,
+                    f"{lic.title} ({serial}): {refusal.reason}; not granted, the Creatio "
+                    "row is left in place",
+                    user=_label(snap, wid),
+                    webitel_id=int(wid),
+                    field="license",
+                )
+            )
         elif lic.concurrent:
             allowed.add(grant)
         else:
@@ -172,21 +241,45 @@ def _refuse(snap: LicenseSnapshot, merge: Merge, catalog: dict) -> tuple[set[Gra
         if refused:
             refusal = grant_refusal(lic, snap.now, seats_left=0)
             names = tuple(_label(snap, wid) for wid, _ in refused)
-            issues.append(Issue(refusal.kind, f"{lic.title} ({serial}) has {seats} seat(s) left for "
-                                f"{len(grants)} new grants; not granted to {len(refused)} user(s)",
-                                field="license", others=names))
+            issues.append(
+                Issue(
+                    refusal.kind,
+                    f"{lic.title} ({serial}) has {seats} seat(s) left for "
+                    f"{len(grants)} new grants; not granted to {len(refused)} user(s)",
+                    field="license",
+                    others=names,
+                )
+            )
     return allowed, issues
 
 
 def _revocations(snap: LicenseSnapshot, merge: Merge, rows_by_grant) -> list[Action]:
     out = []
     for wid, serial in sorted(merge.revoke_webitel, key=_order):
-        out.append(Action("revoke_webitel", "WebitelGrant", f"{wid}:{serial}", f"grant:{wid}:{serial}",
-                          _label(snap, wid), int(wid), old={"license": serial}))
+        out.append(
+            Action(
+                "revoke_webitel",
+                "WebitelGrant",
+                f"{wid}:{serial}",
+                f"grant:{wid}:{serial}",
+                _label(snap, wid),
+                int(wid),
+                old={"license": serial},
+            )
+        )
     for grant in sorted(merge.remove_creatio, key=_order):
         for row in rows_by_grant.get(grant, []):
-            out.append(Action("delete_grant_row", "WebitelUserLicense", row.id, f"grant:{grant[0]}:{grant[1]}",
-                              _label(snap, grant[0]), int(grant[0]), old={"license": grant[1]}))
+            out.append(
+                Action(
+                    "delete_grant_row",
+                    "WebitelUserLicense",
+                    row.id,
+                    f"grant:{grant[0]}:{grant[1]}",
+                    _label(snap, grant[0]),
+                    int(grant[0]),
+                    old={"license": grant[1]},
+                )
+            )
     return out
 
 
@@ -244,32 +337,91 @@ def plan_grant_change(change: GrantChange) -> Plan:
     if change.action == "assign" and serial not in change.held:
         refusal = grant_refusal(lic, change.now)
         if refusal is not None:
-            return Plan("licenses", conflicts=(Issue(refusal.kind, f"{lic.title} ({lic.serial}) cannot be granted "
-                                                     f"to {label}: {refusal.reason}", user=label,
-                                                     webitel_id=change.webitel_id, field="license"),))
-        actions.append(Action("grant_webitel", "WebitelGrant", f"{wid}:{serial}", key, label, change.webitel_id,
-                              new={"license": serial}))
+            return Plan(
+                "licenses",
+                conflicts=(
+                    Issue(
+                        refusal.kind,
+                        f"{lic.title} ({lic.serial}) cannot be granted to {label}: {refusal.reason}",
+                        user=label,
+                        webitel_id=change.webitel_id,
+                        field="license",
+                    ),
+                ),
+            )
+        actions.append(
+            Action(
+                "grant_webitel",
+                "WebitelGrant",
+                f"{wid}:{serial}",
+                key,
+                label,
+                change.webitel_id,
+                new={"license": serial},
+            )
+        )
         used += 1
     elif change.action == "revoke" and serial in change.held:
-        actions.append(Action("revoke_webitel", "WebitelGrant", f"{wid}:{serial}", key, label, change.webitel_id,
-                              old={"license": serial}))
+        actions.append(
+            Action(
+                "revoke_webitel",
+                "WebitelGrant",
+                f"{wid}:{serial}",
+                key,
+                label,
+                change.webitel_id,
+                old={"license": serial},
+            )
+        )
         used -= 1
     if not change.mirrored:
-        return Plan("licenses", tuple(actions), warnings=(Issue(
-            "licenses_not_in_profile", "the object profile has no licence objects: nothing mirrored to Creatio"),))
+        return Plan(
+            "licenses",
+            tuple(actions),
+            warnings=(
+                Issue(
+                    "licenses_not_in_profile",
+                    "the object profile has no licence objects: nothing mirrored to Creatio",
+                ),
+            ),
+        )
     license_ids: dict[str, str] = {serial: change.license_record.id} if change.license_record else {}
     catalog = _catalog_action(change.domain, lic, change.license_record, license_ids, used=used)
     actions.extend(catalog)
     if change.record_id is None:
-        warnings.append(Issue("grant_without_record", "the user has no Webitel-user record in Creatio yet: the "
-                              "next sync will carry the grant", user=label, webitel_id=change.webitel_id))
+        warnings.append(
+            Issue(
+                "grant_without_record",
+                "the user has no Webitel-user record in Creatio yet: the next sync will carry the grant",
+                user=label,
+                webitel_id=change.webitel_id,
+            )
+        )
     elif change.action == "assign" and not change.grant_rows:
         created = tuple(a.id for a in catalog if a.kind == "create_license")
-        actions.append(Action("create_grant_row", "WebitelUserLicense",
-                              keys.grant_record_id(change.domain, change.webitel_id, serial), key, label,
-                              change.webitel_id, new={"user_id": change.record_id, "license_id": license_ids[serial],
-                                                      "license": serial}, depends_on=created))
+        actions.append(
+            Action(
+                "create_grant_row",
+                "WebitelUserLicense",
+                keys.grant_record_id(change.domain, change.webitel_id, serial),
+                key,
+                label,
+                change.webitel_id,
+                new={"user_id": change.record_id, "license_id": license_ids[serial], "license": serial},
+                depends_on=created,
+            )
+        )
     elif change.action == "revoke":
-        actions += [Action("delete_grant_row", "WebitelUserLicense", row.id, key, label, change.webitel_id,
-                           old={"license": serial}) for row in change.grant_rows]
+        actions += [
+            Action(
+                "delete_grant_row",
+                "WebitelUserLicense",
+                row.id,
+                key,
+                label,
+                change.webitel_id,
+                old={"license": serial},
+            )
+            for row in change.grant_rows
+        ]
     return Plan("licenses", tuple(actions), warnings=tuple(warnings))

@@ -49,7 +49,9 @@ class Matcher:
         self.domain = snapshot.domain
         self.records_by_id = {r.id: r for r in snapshot.records}
         self.records_by_webitel_id = {r.webitel_id: r for r in snapshot.records if r.webitel_id}
-        unlinked = [r for r in snapshot.records if not r.webitel_id and r.id not in set(snapshot.links.values())]
+        unlinked = [
+            r for r in snapshot.records if not r.webitel_id and r.id not in set(snapshot.links.values())
+        ]
         self.unlinked_by_username = index_by(unlinked, lambda r: normalise_key(r.username))
         self.unlinked_by_contact = index_by(unlinked, lambda r: r.contact_id)
         self.links = snapshot.links
@@ -62,9 +64,11 @@ class Matcher:
 
     def linked_record(self, user) -> Any | None:
         """Step 1: the record already linked to ``user``."""
-        return (self.records_by_webitel_id.get(str(user.id))
-                or self.records_by_id.get(self.links.get(str(user.id), ""))
-                or self.records_by_id.get(user_record_id(self.domain, user.id)))
+        return (
+            self.records_by_webitel_id.get(str(user.id))
+            or self.records_by_id.get(self.links.get(str(user.id), ""))
+            or self.records_by_id.get(user_record_id(self.domain, user.id))
+        )
 
     def match(self, user, label: str) -> Match:
         record = self.linked_record(user)
@@ -72,8 +76,14 @@ class Matcher:
         if record is None:
             adopted = self.unlinked_by_username.get(normalise_key(user.username), [])
             if len(adopted) > 1:
-                return Match(conflict=self._ambiguous(user, label, "Webitel-user records with this username",
-                                                      [f"record {r.name!r} ({r.id})" for r in adopted]))
+                return Match(
+                    conflict=self._ambiguous(
+                        user,
+                        label,
+                        "Webitel-user records with this username",
+                        [f"record {r.name!r} ({r.id})" for r in adopted],
+                    )
+                )
             if adopted:
                 record, step = adopted[0], "record_username"
         sys_user, conflict = self._sys_user(user, label)
@@ -81,26 +91,45 @@ class Matcher:
             return Match(conflict=conflict)
         sys_id = sys_user.id if sys_user else None
         if record is not None and record.contact_id:
-            return Match(record=record, contact_id=record.contact_id, sys_user_id=sys_id or record.sys_admin_unit_id,
-                         step=step)
+            return Match(
+                record=record,
+                contact_id=record.contact_id,
+                sys_user_id=sys_id or record.sys_admin_unit_id,
+                step=step,
+            )
         contact, how, conflict = self._contact(user, label, sys_user)
         if conflict:
             return Match(conflict=conflict)
         if record is None and contact is not None:
             by_contact = self.unlinked_by_contact.get(contact, [])
             if len(by_contact) > 1:
-                return Match(conflict=self._ambiguous(user, label, "Webitel-user records of this contact",
-                                                      [f"record {r.name!r} ({r.id})" for r in by_contact]))
+                return Match(
+                    conflict=self._ambiguous(
+                        user,
+                        label,
+                        "Webitel-user records of this contact",
+                        [f"record {r.name!r} ({r.id})" for r in by_contact],
+                    )
+                )
             if by_contact:
                 record, how = by_contact[0], how + "+record_contact"
-        return Match(record=record, contact_id=contact, create_contact=contact is None, sys_user_id=sys_id,
-                     step=step or how)
+        return Match(
+            record=record,
+            contact_id=contact,
+            create_contact=contact is None,
+            sys_user_id=sys_id,
+            step=step or how,
+        )
 
     def _sys_user(self, user, label: str):
         found = self.sys_by_login.get(normalise_key(user.username), [])
         if len(found) > 1:
-            return None, self._ambiguous(user, label, "system users with this login",
-                                         [f"system user {s.name!r} ({s.id})" for s in found])
+            return None, self._ambiguous(
+                user,
+                label,
+                "system users with this login",
+                [f"system user {s.name!r} ({s.id})" for s in found],
+            )
         return (found[0] if found else None), None
 
     def _contact(self, user, label: str, sys_user) -> tuple[str | None, str, Issue | None]:
@@ -110,17 +139,34 @@ class Matcher:
         if sys_user is not None and sys_user.contact_id:
             return sys_user.contact_id, "system_user", None
         for step, name in (("contact_username", user.username), ("contact_display_name", display_name(user))):
-            found = [c for c in self.contacts_by_name.get(normalise_key(name), [])
-                     if self.own_contacts.get(c.id, user.id) == user.id]
+            found = [
+                c
+                for c in self.contacts_by_name.get(normalise_key(name), [])
+                if self.own_contacts.get(c.id, user.id) == user.id
+            ]
             if len(found) > 1:
-                return None, step, self._ambiguous(user, label, f"contacts named {name.strip()!r}",
-                                                   [f"contact {c.name!r} ({c.id})" for c in found])
+                return (
+                    None,
+                    step,
+                    self._ambiguous(
+                        user,
+                        label,
+                        f"contacts named {name.strip()!r}",
+                        [f"contact {c.name!r} ({c.id})" for c in found],
+                    ),
+                )
             if found:
                 return found[0].id, step, None
         return None, "created", None
 
     @staticmethod
     def _ambiguous(user, label: str, what: str, candidates: list[str]) -> Issue:
-        return Issue("ambiguous_match", f"{len(candidates)} {what}: nothing written until an administrator "
-                     f"links the user or renames the duplicates", user=label, webitel_id=user.id,
-                     field="username", others=tuple(sorted(candidates)))
+        return Issue(
+            "ambiguous_match",
+            f"{len(candidates)} {what}: nothing written until an administrator "
+            f"links the user or renames the duplicates",
+            user=label,
+            webitel_id=user.id,
+            field="username",
+            others=tuple(sorted(candidates)),
+        )

@@ -55,7 +55,11 @@ def merge_field(webitel: str, creatio: str, baseline: str | None, owner: str) ->
     if webitel == creatio:
         return FieldMerge(webitel)
     if baseline is None:
-        return FieldMerge(creatio, to_webitel=True) if owner == "creatio" else FieldMerge(webitel, to_creatio=True)
+        return (
+            FieldMerge(creatio, to_webitel=True)
+            if owner == "creatio"
+            else FieldMerge(webitel, to_creatio=True)
+        )
     if creatio == baseline:
         return FieldMerge(webitel, to_creatio=True)
     if webitel == baseline:
@@ -76,8 +80,14 @@ class Candidate:
     extension: str
 
 
-def provision_candidates(records, *, linked_ids: set[str], adopted_ids: set[str], contacts: Mapping[str, Any],
-                         sys_logins: Mapping[str, str]) -> tuple[list[Candidate], list[Issue]]:
+def provision_candidates(
+    records,
+    *,
+    linked_ids: set[str],
+    adopted_ids: set[str],
+    contacts: Mapping[str, Any],
+    sys_logins: Mapping[str, str],
+) -> tuple[list[Candidate], list[Issue]]:
     """Records without a Webitel user that provisioning should create (or report why not)."""
     out: list[Candidate] = []
     issues: list[Issue] = []
@@ -88,18 +98,36 @@ def provision_candidates(records, *, linked_ids: set[str], adopted_ids: set[str]
         username = tidy(record.username) or tidy(sys_logins.get(record.sys_admin_unit_id or "", ""))
         label = f"Creatio record {username or record.name or record.id!r} ({record.id})"
         if not username:
-            issues.append(Issue("missing_username", "no username on the record and no Creatio user to take the "
-                                "login from: not created in Webitel", user=label, field="username"))
+            issues.append(
+                Issue(
+                    "missing_username",
+                    "no username on the record and no Creatio user to take the "
+                    "login from: not created in Webitel",
+                    user=label,
+                    field="username",
+                )
+            )
             continue
         name = tidy(contact.name) if contact is not None else tidy(record.name) or username
-        out.append(Candidate(record, username, name or username, contact.email.strip() if contact else "",
-                             tidy(record.extension)))
+        out.append(
+            Candidate(
+                record,
+                username,
+                name or username,
+                contact.email.strip() if contact else "",
+                tidy(record.extension),
+            )
+        )
     return out, issues
 
 
-def check_candidates(candidates: list[Candidate], *, webitel_extensions: Mapping[str, str],
-                     webitel_usernames: set[str], record_extensions: Mapping[str, list[str]]
-                     ) -> tuple[list[Candidate], list[Issue]]:
+def check_candidates(
+    candidates: list[Candidate],
+    *,
+    webitel_extensions: Mapping[str, str],
+    webitel_usernames: set[str],
+    record_extensions: Mapping[str, list[str]],
+) -> tuple[list[Candidate], list[Issue]]:
     """Refuse candidates without an extension, or whose extension or username is taken."""
     ok: list[Candidate] = []
     issues: list[Issue] = []
@@ -108,15 +136,36 @@ def check_candidates(candidates: list[Candidate], *, webitel_extensions: Mapping
         label = f"Creatio record {cand.username!r} ({cand.record.id})"
         others = [r for r in record_extensions.get(cand.extension, []) if cand.record.id not in r]
         if not cand.extension:
-            issues.append(Issue("missing_extension", "no extension: a Webitel user is not created without one",
-                                user=label, field="extension"))
+            issues.append(
+                Issue(
+                    "missing_extension",
+                    "no extension: a Webitel user is not created without one",
+                    user=label,
+                    field="extension",
+                )
+            )
         elif cand.extension in webitel_extensions or others or cand.extension in claimed:
-            holder = webitel_extensions.get(cand.extension) or (others[0] if others else claimed[cand.extension])
-            issues.append(Issue("duplicate_extension", f"extension {cand.extension} is already held by {holder}; "
-                                "not created in Webitel", user=label, field="extension", others=(holder,)))
+            holder = webitel_extensions.get(cand.extension) or (
+                others[0] if others else claimed[cand.extension]
+            )
+            issues.append(
+                Issue(
+                    "duplicate_extension",
+                    f"extension {cand.extension} is already held by {holder}; not created in Webitel",
+                    user=label,
+                    field="extension",
+                    others=(holder,),
+                )
+            )
         elif normalise_key(cand.username) in webitel_usernames:
-            issues.append(Issue("duplicate_username", f"username {cand.username!r} is taken in Webitel",
-                                user=label, field="username"))
+            issues.append(
+                Issue(
+                    "duplicate_username",
+                    f"username {cand.username!r} is taken in Webitel",
+                    user=label,
+                    field="username",
+                )
+            )
         else:
             claimed[cand.extension] = label
             ok.append(cand)
@@ -124,18 +173,47 @@ def check_candidates(candidates: list[Candidate], *, webitel_extensions: Mapping
 
 
 def provision_action(cand: Candidate) -> Action:
-    return Action("create_webitel_user", "WebitelAccount", cand.record.id, f"record:{cand.record.id}",
-                  f"{cand.username} (record {cand.record.id})",
-                  new={"username": cand.username, "name": cand.name, "email": cand.email, "extension": cand.extension})
+    return Action(
+        "create_webitel_user",
+        "WebitelAccount",
+        cand.record.id,
+        f"record:{cand.record.id}",
+        f"{cand.username} (record {cand.record.id})",
+        new={"username": cand.username, "name": cand.name, "email": cand.email, "extension": cand.extension},
+    )
 
 
 def delete_action(webitel_id: str, label: str, record_id: str, on_delete: str) -> Action:
-    return Action("delete_webitel_user", "WebitelAccount", record_id, f"webitel_user:{webitel_id}", label,
-                  int(webitel_id), old={"record": record_id}, new={"permanent": on_delete == "permanent"})
+    return Action(
+        "delete_webitel_user",
+        "WebitelAccount",
+        record_id,
+        f"webitel_user:{webitel_id}",
+        label,
+        int(webitel_id),
+        old={"record": record_id},
+        new={"permanent": on_delete == "permanent"},
+    )
 
 
-def update_webitel_action(user, record_id: str, label: str, changes: dict[str, str], old: dict[str, str], *,
-                          link_extra: dict[str, str]) -> Action:
+def update_webitel_action(
+    user,
+    record_id: str,
+    label: str,
+    changes: dict[str, str],
+    old: dict[str, str],
+    *,
+    link_extra: dict[str, str],
+) -> Action:
     """A PATCH of the Webitel user; ``id`` is its record's, so the link can be written when it lands."""
-    return Action("update_webitel_user", "WebitelAccount", record_id, f"webitel_user:{user.id}", label, user.id,
-                  old=old, new=changes, link_extra=link_extra)
+    return Action(
+        "update_webitel_user",
+        "WebitelAccount",
+        record_id,
+        f"webitel_user:{user.id}",
+        label,
+        user.id,
+        old=old,
+        new=changes,
+        link_extra=link_extra,
+    )

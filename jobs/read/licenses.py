@@ -22,9 +22,17 @@ from jobs.read.snapshots import Issue, LicenseSnapshot
 GRANT_FIELDS = ("id", "username", "license")
 
 
-def read_license_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, links: dict[str, str],
-                          baseline, now: datetime,
-                          progress: Callable[[str], None] = lambda _: None) -> tuple[LicenseSnapshot, dict[str, int]]:
+def read_license_snapshot(
+    webitel,
+    creatio,
+    model: ObjectModel,
+    *,
+    domain: str,
+    links: dict[str, str],
+    baseline,
+    now: datetime,
+    progress: Callable[[str], None] = lambda _: None,
+) -> tuple[LicenseSnapshot, dict[str, int]]:
     """Everything the licences plan needs, and the fewest requests each read could take."""
     progress("reading the Webitel licence registry")
     licenses = tuple(webitel.iter_licenses())
@@ -46,12 +54,25 @@ def read_license_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, 
             record_ids.setdefault(wid, rid)
     grant_rows = tuple(_records(creatio, GrantRecord, model, invalid))
     page_w, page_c = webitel.settings.page_size, creatio.settings.page_size
-    floor = {"webitel licences": pages(len(licenses), page_w), "webitel users": pages(len(grants), page_w),
-             "creatio licences": pages(len(license_records), page_c),
-             "creatio users": pages(len(user_records), page_c), "creatio grants": pages(len(grant_rows), page_c)}
-    snapshot = LicenseSnapshot(domain=domain, now=now, licenses=licenses, webitel_grants=grants, usernames=usernames,
-                               license_records=license_records, user_record_ids=record_ids, grant_rows=grant_rows,
-                               baseline=baseline, invalid=tuple(invalid))
+    floor = {
+        "webitel licences": pages(len(licenses), page_w),
+        "webitel users": pages(len(grants), page_w),
+        "creatio licences": pages(len(license_records), page_c),
+        "creatio users": pages(len(user_records), page_c),
+        "creatio grants": pages(len(grant_rows), page_c),
+    }
+    snapshot = LicenseSnapshot(
+        domain=domain,
+        now=now,
+        licenses=licenses,
+        webitel_grants=grants,
+        usernames=usernames,
+        license_records=license_records,
+        user_record_ids=record_ids,
+        grant_rows=grant_rows,
+        baseline=baseline,
+        invalid=tuple(invalid),
+    )
     return snapshot, floor
 
 
@@ -66,8 +87,9 @@ def _records(creatio, record_type, model: ObjectModel, invalid: list[Issue]) -> 
     return out
 
 
-def read_grant_side(creatio, model: ObjectModel, *, webitel_id: int, serial: str,
-                    links: dict[str, str]) -> tuple[str | None, LicenseRecord | None, tuple[GrantRecord, ...]]:
+def read_grant_side(
+    creatio, model: ObjectModel, *, webitel_id: int, serial: str, links: dict[str, str]
+) -> tuple[str | None, LicenseRecord | None, tuple[GrantRecord, ...]]:
     """Creatio's side of one grant: the user's record Id, the licence record, and the grant rows.
 
     A handful of filtered reads, not the whole tables (``license assign`` touches one grant).
@@ -75,15 +97,24 @@ def read_grant_side(creatio, model: ObjectModel, *, webitel_id: int, serial: str
     user = model.webitel_user
     record_id = links.get(str(webitel_id))
     if record_id is None and user.webitel_id:
-        rows = creatio.list_rows(user.entity, select=["Id"], filter=odata.eq(user.webitel_id, str(webitel_id)))
+        rows = creatio.list_rows(
+            user.entity, select=["Id"], filter=odata.eq(user.webitel_id, str(webitel_id))
+        )
         record_id = rows[0]["Id"] if rows else None
     licence = model.webitel_license
-    found = creatio.list_rows(licence.entity, select=LicenseRecord.columns(model),
-                              filter=odata.eq(licence.serial, serial.lower()))
+    found = creatio.list_rows(
+        licence.entity, select=LicenseRecord.columns(model), filter=odata.eq(licence.serial, serial.lower())
+    )
     license_record = LicenseRecord.from_row(found[0], model) if found else None
     if record_id is None or license_record is None:
         return record_id, license_record, ()
     grant = model.webitel_user_license
-    rows = creatio.list_rows(grant.entity, select=GrantRecord.columns(model), filter=odata.and_(
-        odata.eq(grant.user, odata.Guid(record_id)), odata.eq(grant.license, odata.Guid(license_record.id))))
+    rows = creatio.list_rows(
+        grant.entity,
+        select=GrantRecord.columns(model),
+        filter=odata.and_(
+            odata.eq(grant.user, odata.Guid(record_id)),
+            odata.eq(grant.license, odata.Guid(license_record.id)),
+        ),
+    )
     return record_id, license_record, tuple(GrantRecord.from_row(row, model) for row in rows)

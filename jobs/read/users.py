@@ -68,50 +68,107 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
     progress("looking up matching contacts")
     # A whole-table read sees every contact; only those that can match are kept.
     name_keys = {normalise_key(n) for n in names}
-    contacts = [c for c in map(Contact.from_row, lookup(creatio, "Contact", "Name", names, Contact.columns(), None,
-                                                         stats)) if normalise_key(c.name) in name_keys]
+    contacts = [
+        c
+        for c in map(
+            Contact.from_row, lookup(creatio, "Contact", "Name", names, Contact.columns(), None, stats)
+        )
+        if normalise_key(c.name) in name_keys
+    ]
     progress("looking up matching system users")
     user_filter = odata.eq("SysAdminUnitTypeValue", SYS_ADMIN_UNIT_USER)
     logins = {tidy(u.username) for u in users} - {""}
     login_keys = {normalise_key(n) for n in logins}
-    sys_users = [s for s in map(SysUser.from_row, lookup(creatio, "SysAdminUnit", "Name", logins, SysUser.columns(),
-                                                          user_filter, stats)) if normalise_key(s.name) in login_keys]
-    accounts = [Account.from_row(r) for r in creatio.iter_rows(
-        "Account", select=Account.columns(), filter=odata.eq("Name", tidy(account_name)))]
+    sys_users = [
+        s
+        for s in map(
+            SysUser.from_row,
+            lookup(creatio, "SysAdminUnit", "Name", logins, SysUser.columns(), user_filter, stats),
+        )
+        if normalise_key(s.name) in login_keys
+    ]
+    accounts = [
+        Account.from_row(r)
+        for r in creatio.iter_rows(
+            "Account", select=Account.columns(), filter=odata.eq("Name", tidy(account_name))
+        )
+    ]
     stats.floor["Account"] = 1
-    contact_ids = {r.contact_id for r in records if r.contact_id} | {c.id for c in contacts} | {
-        s.contact_id for s in sys_users if s.contact_id}
+    contact_ids = (
+        {r.contact_id for r in records if r.contact_id}
+        | {c.id for c in contacts}
+        | {s.contact_id for s in sys_users if s.contact_id}
+    )
     progress("reading extension communication options")
     type_filter = odata.eq("CommunicationTypeId", odata.Guid(EXTENSION_COMMUNICATION_TYPE))
-    comms = [c for c in map(ContactCommunication.from_row, lookup(
-        creatio, "ContactCommunication", "ContactId", {odata.Guid(c) for c in contact_ids},
-        ContactCommunication.columns(), type_filter, stats)) if c.contact_id in contact_ids]
+    comms = [
+        c
+        for c in map(
+            ContactCommunication.from_row,
+            lookup(
+                creatio,
+                "ContactCommunication",
+                "ContactId",
+                {odata.Guid(c) for c in contact_ids},
+                ContactCommunication.columns(),
+                type_filter,
+                stats,
+            ),
+        )
+        if c.contact_id in contact_ids
+    ]
     record_contacts, sys_logins = {}, {}
     if provisioning:
         progress("reading records awaiting provisioning")
         record_contacts, sys_logins = _provisioning_details(creatio, records, links, contacts, stats)
-    snapshot = UsersSnapshot(domain=domain, users=tuple(users), invalid=tuple(invalid + bad_rows),
-                             records=tuple(records), contacts=tuple(contacts), sys_users=tuple(sys_users),
-                             accounts=tuple(accounts), communications=tuple(comms), links=dict(links),
-                             baselines=dict(baselines or {}), record_contacts=record_contacts, sys_logins=sys_logins)
+    snapshot = UsersSnapshot(
+        domain=domain,
+        users=tuple(users),
+        invalid=tuple(invalid + bad_rows),
+        records=tuple(records),
+        contacts=tuple(contacts),
+        sys_users=tuple(sys_users),
+        accounts=tuple(accounts),
+        communications=tuple(comms),
+        links=dict(links),
+        baselines=dict(baselines or {}),
+        record_contacts=record_contacts,
+        sys_logins=sys_logins,
+    )
     return snapshot, stats
 
 
-def _provisioning_details(creatio, records, links: dict[str, str], contacts,
-                          stats: ReadStats) -> tuple[dict, dict]:
+def _provisioning_details(
+    creatio, records, links: dict[str, str], contacts, stats: ReadStats
+) -> tuple[dict, dict]:
     """Contacts and Creatio-user logins of the records no Webitel user is linked to (usually few)."""
     linked = set(links.values())
     waiting = [r for r in records if not r.webitel_id and r.id not in linked and r.active is not False]
     known = {c.id: c for c in contacts}
-    want_contacts = [odata.Guid(i) for i in sorted({r.contact_id for r in waiting
-                                                     if r.contact_id and r.contact_id not in known})]
-    found = {c.id: c for c in map(Contact.from_row, by_ids(creatio, "Contact", want_contacts, Contact.columns(),
-                                                             stats, "Contact by Id"))}
-    record_contacts = {r.contact_id: known.get(r.contact_id) or found.get(r.contact_id)
-                       for r in waiting if r.contact_id and (r.contact_id in known or r.contact_id in found)}
-    want_users = [odata.Guid(i) for i in sorted({r.sys_admin_unit_id for r in waiting if r.sys_admin_unit_id})]
-    logins = {s.id: s.name for s in map(SysUser.from_row, by_ids(creatio, "SysAdminUnit", want_users,
-                                                                  SysUser.columns(), stats, "SysAdminUnit by Id"))}
+    want_contacts = [
+        odata.Guid(i)
+        for i in sorted({r.contact_id for r in waiting if r.contact_id and r.contact_id not in known})
+    ]
+    found = {
+        c.id: c
+        for c in map(
+            Contact.from_row,
+            by_ids(creatio, "Contact", want_contacts, Contact.columns(), stats, "Contact by Id"),
+        )
+    }
+    record_contacts = {
+        r.contact_id: known.get(r.contact_id) or found.get(r.contact_id)
+        for r in waiting
+        if r.contact_id and (r.contact_id in known or r.contact_id in found)
+    }
+    want_users = [
+        odata.Guid(i) for i in sorted({r.sys_admin_unit_id for r in waiting if r.sys_admin_unit_id})
+    ]
+    logins = {
+        s.id: s.name
+        for s in map(
+            SysUser.from_row,
+            by_ids(creatio, "SysAdminUnit", want_users, SysUser.columns(), stats, "SysAdminUnit by Id"),
+        )
+    }
     return record_contacts, logins
-
-

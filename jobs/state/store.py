@@ -97,16 +97,16 @@ class StateStore:
         return list(self.iter_link_rows(kind))
 
     def iter_link_rows(self, kind: str) -> Iterator[Link]:
-        """``link_rows`` one at a time, fetched in chunks, so tens of thousands never sit in memory at once."""
+        """``link_rows`` one at a time, fetched in chunks: tens of thousands never sit in memory at once."""
         t = schema.links
         with self._engine.connect() as connection:
             result = connection.execution_options(yield_per=2000).execute(
-                select(t).where(t.c.kind == kind).order_by(t.c.source_key))
+                select(t).where(t.c.kind == kind).order_by(t.c.source_key)
+            )
             for row in result:
                 yield link_from_row(row)
 
-    def put_links(self, kind: str, pairs: Iterable[tuple], *, run_id: str | None,
-                  now: dt.datetime) -> None:
+    def put_links(self, kind: str, pairs: Iterable[tuple], *, run_id: str | None, now: dt.datetime) -> None:
         """Insert or replace links of ``kind``.
 
         Args:
@@ -131,13 +131,33 @@ class StateStore:
         """Record a run as ``"running"`` and return its id (a new uuid4 hex unless given)."""
         run_id = run_id or uuid.uuid4().hex
         with write_transaction(self._engine) as connection:
-            connection.execute(schema.runs.insert().values(
-                run_id=run_id, job=job, dry_run=dry_run, started_at=as_utc(now), finished_at=None,
-                outcome="running", counts={}, conflicts=0, errors=0, report=None))
+            connection.execute(
+                schema.runs.insert().values(
+                    run_id=run_id,
+                    job=job,
+                    dry_run=dry_run,
+                    started_at=as_utc(now),
+                    finished_at=None,
+                    outcome="running",
+                    counts={},
+                    conflicts=0,
+                    errors=0,
+                    report=None,
+                )
+            )
         return run_id
 
-    def finish_run(self, run_id: str, *, outcome: str, now: dt.datetime, counts: Mapping[str, int],
-                   conflicts: int, errors: int, report: dict | None = None) -> None:
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        outcome: str,
+        now: dt.datetime,
+        counts: Mapping[str, int],
+        conflicts: int,
+        errors: int,
+        report: dict | None = None,
+    ) -> None:
         """Record how a run ended.
 
         Raises:
@@ -145,17 +165,32 @@ class StateStore:
         """
         t = schema.runs
         with write_transaction(self._engine) as connection:
-            result = connection.execute(update(t).where(t.c.run_id == run_id).values(
-                outcome=outcome, finished_at=as_utc(now), counts=dict(counts), conflicts=conflicts,
-                errors=errors, report=report))
+            result = connection.execute(
+                update(t)
+                .where(t.c.run_id == run_id)
+                .values(
+                    outcome=outcome,
+                    finished_at=as_utc(now),
+                    counts=dict(counts),
+                    conflicts=conflicts,
+                    errors=errors,
+                    report=report,
+                )
+            )
             if result.rowcount != 1:
                 raise LookupError(f"no run with id {run_id!r}")
 
-    def record_applied(self, run_id: str, events: Sequence[Event], *,
-                       links: Mapping[str, Iterable[tuple]] | None = None,
-                       unlinks: Mapping[str, Iterable[str]] | None = None,
-                       baseline_add: Iterable[tuple[str, str]] = (),
-                       baseline_remove: Iterable[tuple[str, str]] = (), now: dt.datetime) -> None:
+    def record_applied(
+        self,
+        run_id: str,
+        events: Sequence[Event],
+        *,
+        links: Mapping[str, Iterable[tuple]] | None = None,
+        unlinks: Mapping[str, Iterable[str]] | None = None,
+        baseline_add: Iterable[tuple[str, str]] = (),
+        baseline_remove: Iterable[tuple[str, str]] = (),
+        now: dt.datetime,
+    ) -> None:
         """Record a landed batch in one transaction: its events, links and baseline changes.
 
         Either all of it is stored or, on any error, none of it.
@@ -174,16 +209,21 @@ class StateStore:
         """
         now = as_utc(now)
         new_events = records.event_rows(run_id, events, now)
-        new_links = [row for kind, pairs in (links or {}).items()
-                     for row in records.link_rows(kind, pairs, run_id=run_id, now=now)]
+        new_links = [
+            row
+            for kind, pairs in (links or {}).items()
+            for row in records.link_rows(kind, pairs, run_id=run_id, now=now)
+        ]
         gone_links = {kind: set(keys) for kind, keys in (unlinks or {}).items()}
         added = [records.grant_row(grant, now) for grant in baseline_add]
         removed = {tuple(grant) for grant in baseline_remove}
         # Both directions at once means the caller's batch is wrong; storing either would hide it.
-        clashes = [(r["kind"], r["source_key"]) for r in new_links
-                   if r["source_key"] in gone_links.get(r["kind"], ())]
-        clashes += [g for g in ((r["webitel_user_id"], r["licence_serial"]) for r in added)
-                    if g in removed]
+        clashes = [
+            (r["kind"], r["source_key"])
+            for r in new_links
+            if r["source_key"] in gone_links.get(r["kind"], ())
+        ]
+        clashes += [g for g in ((r["webitel_user_id"], r["licence_serial"]) for r in added) if g in removed]
         if clashes:
             raise ValueError(f"added and removed in the same batch: {clashes[:5]}")
         with write_transaction(self._engine) as connection:
@@ -226,8 +266,8 @@ class StateStore:
                 return None
             # substr rather than LIKE: exact and case-sensitive on both backends, nothing to escape.
             rows = connection.execute(
-                select(t).where(func.substr(t.c.run_id, 1, len(run_id)) == run_id)
-                .order_by(t.c.id).limit(5)).all()
+                select(t).where(func.substr(t.c.run_id, 1, len(run_id)) == run_id).order_by(t.c.id).limit(5)
+            ).all()
         if len(rows) > 1:
             shown = ", ".join(row.run_id for row in rows)
             raise LookupError(f"run id prefix {run_id!r} is ambiguous: {shown}")
@@ -247,7 +287,8 @@ class StateStore:
         e, r = schema.events, schema.runs
         with self._engine.connect() as connection:
             rows = connection.execute(
-                select(e).where(e.c.key == key).order_by(e.c.id.desc()).limit(limit)).all()
+                select(e).where(e.c.key == key).order_by(e.c.id.desc()).limit(limit)
+            ).all()
             run_ids = {row.run_id for row in rows}
             found = connection.execute(select(r).where(r.c.run_id.in_(run_ids))) if run_ids else []
             by_id = {row.run_id: run_from_row(row) for row in found}
@@ -269,8 +310,10 @@ class StateStore:
         cutoff = now - dt.timedelta(seconds=older_than_s)
         with write_transaction(self._engine) as connection:
             result = connection.execute(
-                update(t).where(t.c.outcome == "running", t.c.started_at < cutoff)
-                .values(outcome="interrupted", finished_at=now))
+                update(t)
+                .where(t.c.outcome == "running", t.c.started_at < cutoff)
+                .values(outcome="interrupted", finished_at=now)
+            )
             return result.rowcount
 
     # --- licence-grant baseline --------------------------------------------------------------
@@ -319,18 +362,26 @@ def _delete_links(connection: Connection, kind: str, source_keys: Iterable[str])
     t = schema.links
     params = [{"source": key} for key in dict.fromkeys(source_keys)]
     if params:
-        connection.execute(delete(t).where(t.c.kind == kind, t.c.source_key == bindparam("source")),
-                           params)
+        connection.execute(delete(t).where(t.c.kind == kind, t.c.source_key == bindparam("source")), params)
 
 
 def _delete_grants(connection: Connection, grants: Iterable[tuple[str, str]]) -> None:
     t = schema.baseline
     params = [{"user": user, "serial": serial} for user, serial in grants]
     if params:
-        connection.execute(delete(t).where(t.c.webitel_user_id == bindparam("user"),
-                                           t.c.licence_serial == bindparam("serial")), params)
+        connection.execute(
+            delete(t).where(
+                t.c.webitel_user_id == bindparam("user"), t.c.licence_serial == bindparam("serial")
+            ),
+            params,
+        )
 
 
 def _put_setting(connection: Connection, key: str, value: str, now: dt.datetime) -> None:
-    upsert(connection, schema.settings, [{"key": key, "value": value, "updated_at": now}],
-           ("key",), ("value", "updated_at"))
+    upsert(
+        connection,
+        schema.settings,
+        [{"key": key, "value": value, "updated_at": now}],
+        ("key",),
+        ("value", "updated_at"),
+    )

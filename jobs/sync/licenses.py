@@ -40,19 +40,31 @@ def run_licenses(config: AppConfig, *, webitel, creatio, store, dry_run: bool = 
             return report
         domain = webitel_domain(config, webitel, store, clock())
         baseline = frozenset(store.baseline()) if store.has_baseline() else None
-        snapshot, floor = read_license_snapshot(webitel, creatio, model, domain=domain,
-                                                links=store.links("webitel_user"), baseline=baseline, now=clock(),
-                                                progress=say)
+        snapshot, floor = read_license_snapshot(
+            webitel,
+            creatio,
+            model,
+            domain=domain,
+            links=store.links("webitel_user"),
+            baseline=baseline,
+            now=clock(),
+            progress=say,
+        )
         report.plan, sets = plan_licenses(snapshot, license_plan_options(config))
         report.details["read_floor"] = floor
         if not dry_run:
             if report.plan.actions:
                 say(f"writing {report.plan.writes} licence changes")
                 serial_case = {lic.serial.lower(): lic.serial for lic in snapshot.licenses}
-                report.applied = apply_plan(report.plan, license_steps(webitel, creatio, model, serial_case),
-                                            store=store, run_id=report.run_id, now=clock,
-                                            progress=progress.advance if progress else (lambda d, t: None),
-                                            stop_requested=lambda: not heartbeat() or stop_requested())
+                report.applied = apply_plan(
+                    report.plan,
+                    license_steps(webitel, creatio, model, serial_case),
+                    store=store,
+                    run_id=report.run_id,
+                    now=clock,
+                    progress=progress.advance if progress else (lambda d, t: None),
+                    stop_requested=lambda: not heartbeat() or stop_requested(),
+                )
                 report.interrupted = report.applied.stopped
             after_w, after_c = sides_after(sets.webitel, sets.creatio, report.applied)
             store.set_baseline(next_baseline(after_w, after_c, sets.baseline), now=clock())

@@ -56,20 +56,40 @@ def recorded_run(store, job: str, dry_run: bool, clock: Callable[[], datetime]) 
         report.failure = scrub(f"{type(exc).__name__}: {exc}")
         raise
     finally:
-        store.finish_run(run_id, outcome=report.outcome, now=clock(), counts=report.counts(),
-                         conflicts=len(report.plan.conflicts), errors=len(report.errors), report=summary(report))
+        store.finish_run(
+            run_id,
+            outcome=report.outcome,
+            now=clock(),
+            counts=report.counts(),
+            conflicts=len(report.plan.conflicts),
+            errors=len(report.errors),
+            report=summary(report),
+        )
         unbind_run(token)
 
 
 def record_plan_events(store, run_id: str, plan: Plan, when: datetime, *, actions: bool) -> None:
     """Conflicts, errors and warnings (and, on a dry run, the planned actions) into the audit trail."""
-    events = [Event(action=a.kind, object=a.object, key=a.key, old=a.old, new=a.new, outcome="planned")
-              for a in plan.actions] if actions else []
+    events = (
+        [
+            Event(action=a.kind, object=a.object, key=a.key, old=a.old, new=a.new, outcome="planned")
+            for a in plan.actions
+        ]
+        if actions
+        else []
+    )
     for outcome, issues in (("conflict", plan.conflicts), ("error", plan.errors), ("warning", plan.warnings)):
-        events += [Event(action=i.kind, object=i.field or "run",
-                         key=f"webitel_user:{i.webitel_id}" if i.webitel_id is not None else i.kind,
-                         outcome=outcome, message=i.message, new={"others": list(i.others)} if i.others else None)
-                   for i in issues]
+        events += [
+            Event(
+                action=i.kind,
+                object=i.field or "run",
+                key=f"webitel_user:{i.webitel_id}" if i.webitel_id is not None else i.kind,
+                outcome=outcome,
+                message=i.message,
+                new={"others": list(i.others)} if i.others else None,
+            )
+            for i in issues
+        ]
     if events:
         store.record_events(run_id, events, now=when)
 

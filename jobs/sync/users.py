@@ -45,14 +45,24 @@ def load_links(store) -> tuple[dict[str, str], dict[str, AgreedFields]]:
     for link in store.iter_link_rows("webitel_user"):
         links[link.source_key] = link.target_id
         if link.extra:
-            baselines[link.source_key] = AgreedFields(link.extra.get("name", ""), link.extra.get("extension", ""))
+            baselines[link.source_key] = AgreedFields(
+                link.extra.get("name", ""), link.extra.get("extension", "")
+            )
     return links, baselines
 
 
-def run_users(config: AppConfig, *, webitel, creatio, store, dry_run: bool = False,
-              clock: Callable[[], datetime] = utcnow, progress=None,
-              stop_requested: Callable[[], bool] = lambda: False,
-              heartbeat: Callable[[], bool] = lambda: True) -> RunReport:
+def run_users(
+    config: AppConfig,
+    *,
+    webitel,
+    creatio,
+    store,
+    dry_run: bool = False,
+    clock: Callable[[], datetime] = utcnow,
+    progress=None,
+    stop_requested: Callable[[], bool] = lambda: False,
+    heartbeat: Callable[[], bool] = lambda: True,
+) -> RunReport:
     """Import every Webitel user into Creatio (the ``GetWebitelUsers`` job).
 
     ``heartbeat`` renews the run lock between batches; when it reports the lock lost, the run stops
@@ -63,21 +73,35 @@ def run_users(config: AppConfig, *, webitel, creatio, store, dry_run: bool = Fal
         domain = webitel_domain(config, webitel, store, clock())
         links, baselines = load_links(store)
         snapshot, stats = read_users_snapshot(
-            webitel, creatio, config.creatio.objects, domain=domain, account_name=config.account_name,
-            links=links, baselines=baselines, provisioning=config.provisioning.enabled, progress=say)
+            webitel,
+            creatio,
+            config.creatio.objects,
+            domain=domain,
+            account_name=config.account_name,
+            links=links,
+            baselines=baselines,
+            provisioning=config.provisioning.enabled,
+            progress=say,
+        )
         report.plan = plan_users(snapshot, user_plan_options(config))
         report.details["read"] = stats.strategies
         report.details["read_floor"] = stats.floor
         report.details["webitel_users"] = len(snapshot.users)
         if not dry_run and report.plan.actions:
             say(f"writing {report.plan.writes} changes")
-            steps = user_steps(webitel, creatio, config.creatio.objects, password=config.provisioning.password)
-            report.applied = apply_plan(report.plan, steps, store=store,
-                                        run_id=report.run_id, now=clock, links_of=user_links,
-                                        progress=progress.advance if progress else (lambda d, t: None),
-                                        stop_requested=lambda: not heartbeat() or stop_requested())
+            steps = user_steps(
+                webitel, creatio, config.creatio.objects, password=config.provisioning.password
+            )
+            report.applied = apply_plan(
+                report.plan,
+                steps,
+                store=store,
+                run_id=report.run_id,
+                now=clock,
+                links_of=user_links,
+                progress=progress.advance if progress else (lambda d, t: None),
+                stop_requested=lambda: not heartbeat() or stop_requested(),
+            )
             report.interrupted = report.applied.stopped
         record_plan_events(store, report.run_id, report.plan, clock(), actions=dry_run)
     return report
-
-

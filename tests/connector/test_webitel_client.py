@@ -29,21 +29,41 @@ def page(items, next_):
 
 @responses.activate
 def test_iter_users_pages_with_fields_and_token_header():
-    responses.get(f"{API}/users", json=page([{"id": "1", "username": "ann", "extension": "1001"}], True),
-                  match=[matchers.query_param_matcher({"fields": ["id", "username", "name", "email", "extension",
-                                                                  "license", "updated_at"], "page": "1", "size": "1000"}),
-                         matchers.header_matcher({"X-Webitel-Access": TOKEN})])
-    responses.get(f"{API}/users", json=page([{"id": "2", "username": "bob"}], False),
-                  match=[matchers.query_param_matcher({"page": "2"}, strict_match=False)])
+    responses.get(
+        f"{API}/users",
+        json=page([{"id": "1", "username": "ann", "extension": "1001"}], True),
+        match=[
+            matchers.query_param_matcher(
+                {
+                    "fields": ["id", "username", "name", "email", "extension", "license", "updated_at"],
+                    "page": "1",
+                    "size": "1000",
+                }
+            ),
+            matchers.header_matcher({"X-Webitel-Access": TOKEN}),
+        ],
+    )
+    responses.get(
+        f"{API}/users",
+        json=page([{"id": "2", "username": "bob"}], False),
+        match=[matchers.query_param_matcher({"page": "2"}, strict_match=False)],
+    )
     users = list(client().iter_users())
     assert [(u.id, u.username, u.extension) for u in users] == [(1, "ann", "1001"), (2, "bob", "")]
 
 
 @responses.activate
 def test_paging_stops_on_empty_page_even_if_next_true():
-    responses.get(f"{API}/users", json=page([{"id": "1", "username": "a"}], True),
-                  match=[matchers.query_param_matcher({"page": "1"}, strict_match=False)])
-    responses.get(f"{API}/users", json=page([], True), match=[matchers.query_param_matcher({"page": "2"}, strict_match=False)])
+    responses.get(
+        f"{API}/users",
+        json=page([{"id": "1", "username": "a"}], True),
+        match=[matchers.query_param_matcher({"page": "1"}, strict_match=False)],
+    )
+    responses.get(
+        f"{API}/users",
+        json=page([], True),
+        match=[matchers.query_param_matcher({"page": "2"}, strict_match=False)],
+    )
     assert [u.id for u in client().iter_users()] == [1]
     assert len(responses.calls) == 2
 
@@ -57,9 +77,17 @@ def test_repeated_page_is_refused():
 
 @responses.activate
 def test_bad_user_record_becomes_record_error_and_others_go_on():
-    responses.get(f"{API}/users", json=page([{"id": "1", "username": "a"},
-                                             {"id": "2", "username": "b", "extension": {"x": 1}},
-                                             {"id": "3", "username": "c"}], False))
+    responses.get(
+        f"{API}/users",
+        json=page(
+            [
+                {"id": "1", "username": "a"},
+                {"id": "2", "username": "b", "extension": {"x": 1}},
+                {"id": "3", "username": "c"},
+            ],
+            False,
+        ),
+    )
     items = list(client().iter_users())
     assert [type(i).__name__ for i in items] == ["WebitelUser", "RecordError", "WebitelUser"]
     assert items[1].field == "extension" and "b (id 2)" in str(items[1])
@@ -67,8 +95,16 @@ def test_bad_user_record_becomes_record_error_and_others_go_on():
 
 @responses.activate
 def test_models_convert_int64_strings_and_ms():
-    responses.get(f"{API}/users/17", json={"id": "17", "username": "ann", "license": [
-        {"id": "serial-1", "prod": "CALL_CENTER", "issued_at": "1767225600000", "expires_at": "0"}]})
+    responses.get(
+        f"{API}/users/17",
+        json={
+            "id": "17",
+            "username": "ann",
+            "license": [
+                {"id": "serial-1", "prod": "CALL_CENTER", "issued_at": "1767225600000", "expires_at": "0"}
+            ],
+        },
+    )
     user = client().get_user(17)
     assert user.id == 17
     grant = user.licenses[0]
@@ -85,24 +121,47 @@ def test_get_user_accepts_wrapped_object():
 @responses.activate
 def test_login_then_relogin_once_on_401():
     login_body = {"username": "admin", "password": PASSWORD, "domain": "corp"}
-    responses.post(f"{API}/login", json={"access_token": "sess-1", "token_type": "Bearer", "expires_in": 60},
-                   match=[matchers.json_params_matcher(login_body)])
+    responses.post(
+        f"{API}/login",
+        json={"access_token": "sess-1", "token_type": "Bearer", "expires_in": 60},
+        match=[matchers.json_params_matcher(login_body)],
+    )
     responses.post(f"{API}/login", json={"access_token": "sess-2", "token_type": "Bearer", "expires_in": 60})
-    responses.get(f"{API}/userinfo", status=401, json={"id": "auth.expired", "code": 401, "status": "Unauthorized"},
-                  match=[matchers.header_matcher({"X-Webitel-Access": "sess-1"})])
-    responses.get(f"{API}/userinfo", json={"username": "admin"}, match=[matchers.header_matcher({"X-Webitel-Access": "sess-2"})])
+    responses.get(
+        f"{API}/userinfo",
+        status=401,
+        json={"id": "auth.expired", "code": 401, "status": "Unauthorized"},
+        match=[matchers.header_matcher({"X-Webitel-Access": "sess-1"})],
+    )
+    responses.get(
+        f"{API}/userinfo",
+        json={"username": "admin"},
+        match=[matchers.header_matcher({"X-Webitel-Access": "sess-2"})],
+    )
     c = client(username="admin", password=PASSWORD, domain="corp")
     assert c.userinfo() == {"username": "admin"}
-    assert [call.request.url.rsplit("/", 1)[-1] for call in responses.calls] == ["login", "userinfo", "login", "userinfo"]
+    assert [call.request.url.rsplit("/", 1)[-1] for call in responses.calls] == [
+        "login",
+        "userinfo",
+        "login",
+        "userinfo",
+    ]
 
 
 @responses.activate
 def test_no_login_loop_when_401_persists():
     responses.post(f"{API}/login", json={"access_token": "sess", "token_type": "Bearer"})
-    responses.get(f"{API}/userinfo", status=401, json={"id": "auth.invalid", "code": 401, "detail": "bad session"})
+    responses.get(
+        f"{API}/userinfo", status=401, json={"id": "auth.invalid", "code": 401, "detail": "bad session"}
+    )
     with pytest.raises(errors.AuthError, match="bad session"):
         client(username="admin", password=PASSWORD).userinfo()
-    assert [c.request.url.rsplit("/", 1)[-1] for c in responses.calls] == ["login", "userinfo", "login", "userinfo"]
+    assert [c.request.url.rsplit("/", 1)[-1] for c in responses.calls] == [
+        "login",
+        "userinfo",
+        "login",
+        "userinfo",
+    ]
 
 
 @responses.activate
@@ -115,17 +174,22 @@ def test_static_token_401_is_final():
 
 @responses.activate
 def test_failed_login_is_auth_error_without_password():
-    responses.post(f"{API}/login", status=401, json={"id": "app.auth.login", "code": 401, "detail": "wrong password"})
+    responses.post(
+        f"{API}/login", status=401, json={"id": "app.auth.login", "code": 401, "detail": "wrong password"}
+    )
     with pytest.raises(errors.AuthError) as info:
         client(username="admin", password=PASSWORD).userinfo()
     assert PASSWORD not in str(info.value) and PASSWORD not in repr(info.value)
 
 
-@pytest.mark.parametrize("error_id, status, field", [
-    ("app.user.conflict.error", 409, "username"),
-    ("app.user.extension.conflict.error", 409, "extension"),
-    ("app.user.email.conflict.error", 400, "email"),
-])
+@pytest.mark.parametrize(
+    "error_id, status, field",
+    [
+        ("app.user.conflict.error", 409, "username"),
+        ("app.user.extension.conflict.error", 409, "extension"),
+        ("app.user.email.conflict.error", 400, "email"),
+    ],
+)
 @responses.activate
 def test_duplicates_become_conflicts(error_id, status, field):
     responses.post(f"{API}/users", status=status, json={"id": error_id, "code": status, "detail": "exists"})
@@ -137,8 +201,12 @@ def test_duplicates_become_conflicts(error_id, status, field):
 
 @responses.activate
 def test_create_body_is_top_level_and_not_retried_on_500():
-    responses.post(f"{API}/users", status=500, json={"id": "internal", "code": 500},
-                   match=[matchers.json_params_matcher({"username": "ann", "name": "Ann", "password": "p"})])
+    responses.post(
+        f"{API}/users",
+        status=500,
+        json={"id": "internal", "code": 500},
+        match=[matchers.json_params_matcher({"username": "ann", "name": "Ann", "password": "p"})],
+    )
     with pytest.raises(errors.TransientError):
         client().create_user({"username": "ann", "name": "Ann"}, password="p")
     assert len(responses.calls) == 1
@@ -147,7 +215,9 @@ def test_create_body_is_top_level_and_not_retried_on_500():
 @responses.activate
 def test_get_retried_on_503_and_429_with_retry_after():
     slept = []
-    c = WebitelClient(WebitelSettings(url=API, token=TOKEN), retry=RetryPolicy(max_attempts=4), sleep=slept.append)
+    c = WebitelClient(
+        WebitelSettings(url=API, token=TOKEN), retry=RetryPolicy(max_attempts=4), sleep=slept.append
+    )
     responses.get(f"{API}/userinfo", status=503)
     responses.get(f"{API}/userinfo", status=429, headers={"Retry-After": "3"})
     responses.get(f"{API}/userinfo", json={"username": "admin"})
@@ -165,8 +235,11 @@ def test_no_retry_on_400():
 
 @responses.activate
 def test_set_user_licenses_patches_complete_list():
-    responses.patch(f"{API}/users/9", json={"id": "9", "username": "z", "license": [{"id": "a"}, {"id": "b"}]},
-                    match=[matchers.json_params_matcher({"license": [{"id": "a"}, {"id": "b"}]})])
+    responses.patch(
+        f"{API}/users/9",
+        json={"id": "9", "username": "z", "license": [{"id": "a"}, {"id": "b"}]},
+        match=[matchers.json_params_matcher({"license": [{"id": "a"}, {"id": "b"}]})],
+    )
     user = client().set_user_licenses(9, ["b", "a", "a"])
     assert user.serials == {"a", "b"}
 
@@ -174,7 +247,9 @@ def test_set_user_licenses_patches_complete_list():
 @responses.activate
 def test_delete_soft_by_default_and_permanent_on_request():
     responses.delete(f"{API}/users/3", json={"deleted": []}, match=[matchers.query_string_matcher("")])
-    responses.delete(f"{API}/users/4", json={"deleted": []}, match=[matchers.query_string_matcher("permanent=true")])
+    responses.delete(
+        f"{API}/users/4", json={"deleted": []}, match=[matchers.query_string_matcher("permanent=true")]
+    )
     c = client()
     c.delete_user(3)
     c.delete_user(4, permanent=True)
@@ -183,10 +258,24 @@ def test_delete_soft_by_default_and_permanent_on_request():
 
 @responses.activate
 def test_licenses_used_and_days_left():
-    responses.get(f"{API}/license", json=page([{"id": "s1", "product": "CHAT", "not_before": "1767225600000",
-                                                 "not_after": "1798761600000", "limit": 10, "remain": 4,
-                                                 "competitive": True}], False),
-                  match=[matchers.query_param_matcher({"product": "CHAT", "page": "1", "size": "1000"})])
+    responses.get(
+        f"{API}/license",
+        json=page(
+            [
+                {
+                    "id": "s1",
+                    "product": "CHAT",
+                    "not_before": "1767225600000",
+                    "not_after": "1798761600000",
+                    "limit": 10,
+                    "remain": 4,
+                    "competitive": True,
+                }
+            ],
+            False,
+        ),
+        match=[matchers.query_param_matcher({"product": "CHAT", "page": "1", "size": "1000"})],
+    )
     (lic,) = client().list_licenses(product="CHAT")
     assert lic.used == 6 and lic.concurrent is True
     assert lic.days_left(datetime(2026, 12, 31, tzinfo=timezone.utc)) == 1
@@ -194,7 +283,10 @@ def test_licenses_used_and_days_left():
 
 @responses.activate
 def test_license_holders_use_serial_in_path():
-    responses.get(f"{API}/products/abc-123/users", json=page([{"user": {"id": "7", "name": "Ann"}, "sessions": 2}], False))
+    responses.get(
+        f"{API}/products/abc-123/users",
+        json=page([{"user": {"id": "7", "name": "Ann"}, "sessions": 2}], False),
+    )
     (holder,) = client().iter_license_holders("abc-123")
     assert holder.user.id == 7 and holder.sessions == 2
 
@@ -202,11 +294,17 @@ def test_license_holders_use_serial_in_path():
 @responses.activate
 def test_upload_license_key_puts_certificate_and_scrubs_it(caplog):
     key = "WCS1.payload-SECRETKEY.signature"
-    responses.put(f"{API}/customer", json={"id": "c1", "license": [{"id": "s9", "product": "WFM"}]},
-                  match=[matchers.json_params_matcher({"certificate": key})])
+    responses.put(
+        f"{API}/customer",
+        json={"id": "c1", "license": [{"id": "s9", "product": "WFM"}]},
+        match=[matchers.json_params_matcher({"certificate": key})],
+    )
     assert [l.serial for l in client().upload_license_key(key + "\n").licenses] == ["s9"]
-    responses.put(f"{API}/customer", status=400, json={"id": "app.customer.certificate.invalid", "code": 400,
-                                                       "detail": f"bad key {key}"})
+    responses.put(
+        f"{API}/customer",
+        status=400,
+        json={"id": "app.customer.certificate.invalid", "code": 400, "detail": f"bad key {key}"},
+    )
     caplog.set_level(logging.DEBUG)
     with pytest.raises(errors.BadRequest) as info:
         client().upload_license_key(key)
@@ -231,11 +329,23 @@ def test_user_label_and_serials():
     assert user.serials == {"a", "b"}
 
 
-@pytest.mark.parametrize("body", [
-    {"id": "c1", "organization": "Corp", "license": [{"id": "s1", "product": "CHAT", "limit": 3, "remain": 1}]},
-    {"customer": {"id": "c1", "organization": "Corp", "license": [{"id": "s1", "product": "CHAT", "limit": 3,
-                                                                   "remain": 1}]}},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {
+            "id": "c1",
+            "organization": "Corp",
+            "license": [{"id": "s1", "product": "CHAT", "limit": 3, "remain": 1}],
+        },
+        {
+            "customer": {
+                "id": "c1",
+                "organization": "Corp",
+                "license": [{"id": "s1", "product": "CHAT", "limit": 3, "remain": 1}],
+            }
+        },
+    ],
+)
 @responses.activate
 def test_get_customer_bare_or_wrapped(body):
     responses.get(f"{API}/customer", json=body, match=[matchers.header_matcher({"X-Webitel-Access": TOKEN})])
@@ -246,8 +356,11 @@ def test_get_customer_bare_or_wrapped(body):
 @responses.activate
 def test_password_settings_and_generate():
     responses.get(f"{API}/users/password/settings", json={"settings": {"password_min_length": 12}})
-    responses.post(f"{API}/users/password/generate", json={"password": "Gen-Erated-1"},
-                   match=[matchers.json_params_matcher({})])
+    responses.post(
+        f"{API}/users/password/generate",
+        json={"password": "Gen-Erated-1"},
+        match=[matchers.json_params_matcher({})],
+    )
     c = client()
     assert c.password_settings() == {"password_min_length": 12}
     assert c.generate_password() == "Gen-Erated-1"
@@ -256,8 +369,11 @@ def test_password_settings_and_generate():
 @responses.activate
 def test_find_user_rechecks_the_ilike_answer_for_exact_equality():
     # The server's username filter is an ILIKE: "eve_x" also matches "eveqx".
-    responses.get(f"{API}/users", json=page([{"id": "1", "username": "eveqx"}, {"id": "2", "username": "Eve_X"}], False),
-                  match=[matchers.query_param_matcher({"username": "eve_x"}, strict_match=False)])
+    responses.get(
+        f"{API}/users",
+        json=page([{"id": "1", "username": "eveqx"}, {"id": "2", "username": "Eve_X"}], False),
+        match=[matchers.query_param_matcher({"username": "eve_x"}, strict_match=False)],
+    )
     assert client().find_user("eve_x").id == 2
     responses.get(f"{API}/users", json=page([{"id": "1", "username": "eveqx"}], False))
     assert client().find_user("eve_x") is None

@@ -52,7 +52,10 @@ def test_dry_run_json_writes_nothing_then_run_and_history(config_file):
     by_id = {r["run_id"]: r for r in runs}
     assert set(done["run_ids"].values()) | set(report["run_ids"].values()) <= by_id.keys()
     assert by_id[done["run_ids"]["users"]]["outcome"] == "conflicts"
-    assert by_id[report["run_ids"]["users"]]["dry_run"] is True and by_id[report["run_ids"]["licenses"]]["job"] == "licenses"
+    assert (
+        by_id[report["run_ids"]["users"]]["dry_run"] is True
+        and by_id[report["run_ids"]["licenses"]]["job"] == "licenses"
+    )
     one = json.loads(cli("--config", str(path), "history", done["run_ids"]["users"][:8], "--json").stdout)
     created = [e for e in one["events"] if e["action"] == "create_record"]
     assert created and created[0]["outcome"] == "applied" and created[0]["new"]["webitel_id"]
@@ -69,8 +72,11 @@ def test_check_reaches_both_systems_and_names_missing_columns(config_file, tmp_p
     assert ok.returncode == exit_codes.OK, ok.stdout + ok.stderr
     assert "FAIL" not in ok.stdout and "all objects and columns present" in ok.stdout
     broken = tmp_path / "broken.toml"
-    broken.write_text(path.read_text() + '\n[creatio.objects.webitel_user]\nextension = "UsrExtension"\n'
-                      '[creatio.objects.webitel_license]\nentity = "UsrLicense"\n', encoding="utf-8")
+    broken.write_text(
+        path.read_text() + '\n[creatio.objects.webitel_user]\nextension = "UsrExtension"\n'
+        '[creatio.objects.webitel_license]\nentity = "UsrLicense"\n',
+        encoding="utf-8",
+    )
     bad = cli("--config", str(broken), "check")
     assert bad.returncode == exit_codes.FAILED
     assert "WebitelUser.UsrExtension" in bad.stdout and "UsrLicense" in bad.stdout
@@ -86,8 +92,11 @@ def test_check_wrong_password_is_exit_1_without_the_secret(config_file):
 
 def test_bad_config_is_exit_2_naming_file_and_key(tmp_path):
     path = tmp_path / "config.toml"
-    path.write_text('[webitel]\nurl = "nohost"\ntoken = "t-0123456789"\n[creatio]\nurl = "https://c"\n'
-                    'username = "u"\npassword = "p-0123456789"\n', encoding="utf-8")
+    path.write_text(
+        '[webitel]\nurl = "nohost"\ntoken = "t-0123456789"\n[creatio]\nurl = "https://c"\n'
+        'username = "u"\npassword = "p-0123456789"\n',
+        encoding="utf-8",
+    )
     result = cli("--config", str(path), "run")
     assert result.returncode == exit_codes.USAGE
     assert str(path) in result.stderr and "webitel.url" in result.stderr
@@ -95,9 +104,12 @@ def test_bad_config_is_exit_2_naming_file_and_key(tmp_path):
 
 def test_unreachable_system_is_exit_1(tmp_path):
     path = tmp_path / "config.toml"
-    path.write_text('[webitel]\nurl = "http://127.0.0.1:9/api"\ntoken = "t-0123456789"\n[retry]\nmax_attempts = 1\n'
-                    '[creatio]\nurl = "http://127.0.0.1:9"\nusername = "u"\npassword = "p-0123456789"\n'
-                    f'[state]\nurl = "sqlite:///{tmp_path / "s.sqlite"}"\n', encoding="utf-8")
+    path.write_text(
+        '[webitel]\nurl = "http://127.0.0.1:9/api"\ntoken = "t-0123456789"\n[retry]\nmax_attempts = 1\n'
+        '[creatio]\nurl = "http://127.0.0.1:9"\nusername = "u"\npassword = "p-0123456789"\n'
+        f'[state]\nurl = "sqlite:///{tmp_path / "s.sqlite"}"\n',
+        encoding="utf-8",
+    )
     result = cli("--config", str(path), "run")
     assert result.returncode == exit_codes.FAILED and "network error" in result.stderr
 
@@ -117,9 +129,14 @@ def test_demo_runs_the_import_and_explains(tmp_path):
 
 def test_sandbox_command_serves_and_writes_a_config(tmp_path):
     out_path = tmp_path / "sandbox.toml"
-    proc = subprocess.Popen([sys.executable, "-m", "jobs", "sandbox", "--users", "20", "--config-out", str(out_path)],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobs", "sandbox", "--users", "20", "--config-out", str(out_path)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         deadline = time.monotonic() + 60
         while not out_path.exists() and time.monotonic() < deadline:

@@ -51,7 +51,9 @@ def test_fresh_import_links_creates_and_reports(make_sandbox, make_config):
     conflicted = {c.webitel_id for c in report.plan.conflicts} - {None}
     ambiguous = {c.user.split(" (id ")[0] for c in report.plan.conflicts if c.kind == "ambiguous_match"}
     assert set(notes["ambiguous_usernames"]) <= ambiguous
-    clashing = [c for c in report.plan.conflicts if c.kind == "duplicate_extension" and c.webitel_id is not None]
+    clashing = [
+        c for c in report.plan.conflicts if c.kind == "duplicate_extension" and c.webitel_id is not None
+    ]
     assert clashing and all("Creatio record" in c.others[0] for c in clashing)
     # The same clash seen from the Creatio-only record: it is not provisioned into Webitel either.
     assert any(c.kind == "duplicate_extension" and c.webitel_id is None for c in report.plan.conflicts)
@@ -68,15 +70,27 @@ def test_fresh_import_links_creates_and_reports(make_sandbox, make_config):
     assert len(by_webitel_id) == len(users) - len(conflicted)
     assert Counter(r["WebitelId"] for r in records(box) if r["WebitelId"]).most_common(1)[0][1] == 1
     # Created contacts sit under the configured account, created once.
-    (account,) = [a for a in box.creatio_app.rows("Account") if keys.normalise_key(a["Name"]) ==
-                  keys.normalise_key(notes["account_name"])]
-    created = [c for c in box.creatio_app.rows("Contact") if c["Id"] == keys.contact_id(box.data.domain, int(
-        next(iter(by_webitel_id))))] or [c for c in box.creatio_app.rows("Contact")
-                                         if c["Id"] in {keys.contact_id(box.data.domain, u["id"]) for u in users}]
+    (account,) = [
+        a
+        for a in box.creatio_app.rows("Account")
+        if keys.normalise_key(a["Name"]) == keys.normalise_key(notes["account_name"])
+    ]
+    created = [
+        c
+        for c in box.creatio_app.rows("Contact")
+        if c["Id"] == keys.contact_id(box.data.domain, int(next(iter(by_webitel_id))))
+    ] or [
+        c
+        for c in box.creatio_app.rows("Contact")
+        if c["Id"] in {keys.contact_id(box.data.domain, u["id"]) for u in users}
+    ]
     assert created and all(c["AccountId"] == account["Id"] for c in created)
     # Extension communication options follow the Webitel extension.
-    comms = {(c["ContactId"], c["Number"]) for c in box.creatio_app.rows("ContactCommunication")
-             if c["CommunicationTypeId"] == EXTENSION_COMMUNICATION_TYPE}
+    comms = {
+        (c["ContactId"], c["Number"])
+        for c in box.creatio_app.rows("ContactCommunication")
+        if c["CommunicationTypeId"] == EXTENSION_COMMUNICATION_TYPE
+    }
     for record in by_webitel_id.values():
         if record["Extension"]:
             assert (record["ContactId"], record["Extension"]) in comms
@@ -102,15 +116,27 @@ def test_chunked_lookups_match_apostrophes_non_ascii_and_spaces(make_sandbox, ma
     box2 = make_sandbox(150, seed=11)
     chunked = run(make_config(box2, state="b.sqlite", creatio={"page_size": 10}))
     assert "lookups" in chunked.details["read"]["Contact"] and "whole" in whole.details["read"]["Contact"]
-    padded = {keys.normalise_key(c["Name"]) for c in box.creatio_app.rows("Contact") if c["Name"] != keys.tidy(c["Name"])}
+    padded = {
+        keys.normalise_key(c["Name"])
+        for c in box.creatio_app.rows("Contact")
+        if c["Name"] != keys.tidy(c["Name"])
+    }
     linked_whole = {r["WebitelId"]: r["ContactId"] for r in records(box) if r["WebitelId"]}
     linked_chunked = {r["WebitelId"]: r["ContactId"] for r in records(box2) if r["WebitelId"]}
-    differ = {w for w in linked_whole.keys() | linked_chunked.keys() if linked_whole.get(w) != linked_chunked.get(w)}
+    differ = {
+        w for w in linked_whole.keys() | linked_chunked.keys() if linked_whole.get(w) != linked_chunked.get(w)
+    }
     users = {str(u["id"]): u for u in box.data.webitel_users}
     # The one documented limit of lookups: a CRM name stored with stray spaces is not found by eq.
-    assert differ and all({keys.normalise_key(users[w]["username"]), keys.normalise_key(users[w]["name"])} & padded
-                          for w in differ)
-    hard = [w for w in linked_whole if w not in differ and ("'" in users[w]["name"] or not users[w]["name"].isascii())]
+    assert differ and all(
+        {keys.normalise_key(users[w]["username"]), keys.normalise_key(users[w]["name"])} & padded
+        for w in differ
+    )
+    hard = [
+        w
+        for w in linked_whole
+        if w not in differ and ("'" in users[w]["name"] or not users[w]["name"].isascii())
+    ]
     assert hard, "the data set must contain apostrophes and non-ASCII names that matched"
     assert sum(1 for u in box.data.webitel_users if u["name"] != keys.tidy(u["name"])) > 0
 
@@ -140,9 +166,15 @@ def test_crash_after_kth_write_then_rerun_converges(make_sandbox, make_config, t
     run(make_config(reference, state="ref.sqlite"))
     box = make_sandbox(90, seed=21)
     config_file = tmp_path / "crash.toml"
-    config_file.write_text(box.config_toml(state_url=f"sqlite:///{tmp_path / 'crash.sqlite'}"), encoding="utf-8")
-    child = subprocess.Popen([sys.executable, "-m", "jobs", "--config", str(config_file), "run"],
-                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    config_file.write_text(
+        box.config_toml(state_url=f"sqlite:///{tmp_path / 'crash.sqlite'}"), encoding="utf-8"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-m", "jobs", "--config", str(config_file), "run"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
     def kill_at(count):
         if count == 37:
@@ -153,8 +185,13 @@ def test_crash_after_kth_write_then_rerun_converges(make_sandbox, make_config, t
     assert child.returncode == -signal.SIGKILL
     box.creatio.stats.on_write = None
     landed = len([r for r in records(box) if r["WebitelId"]])
-    rerun = subprocess.run([sys.executable, "-m", "jobs", "--config", str(config_file), "run"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=60)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "jobs", "--config", str(config_file), "run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert rerun.returncode == exit_codes.CONFLICTS, rerun.stderr
     assert state_of(box) == state_of(reference)
     assert landed < len([r for r in records(box) if r["WebitelId"]])
@@ -176,8 +213,12 @@ def _delete_over_http(box, user_id):
     import requests
 
     token = box.data.credentials.webitel_token
-    response = requests.delete(f"{box.webitel_url}/users/{user_id}", params={"permanent": "true"},
-                               headers={"X-Webitel-Access": token}, timeout=10)
+    response = requests.delete(
+        f"{box.webitel_url}/users/{user_id}",
+        params={"permanent": "true"},
+        headers={"X-Webitel-Access": token},
+        timeout=10,
+    )
     assert response.status_code == 200
 
 

@@ -1,4 +1,5 @@
-"""Licences both ways, end to end: catalog to Creatio, three-way grant merge, refusals, caps, admin commands."""
+"""Licences both ways, end to end: catalog to Creatio, three-way grant merge, refusals, caps, admin
+commands."""
 
 from __future__ import annotations
 
@@ -56,13 +57,20 @@ def add_creatio_grant(box, config, webitel_id: str, serial: str) -> str:
 
 
 def valid_named_license_with_room(box):
-    return next(l for l in box.webitel_app.licenses() if not l["competitive"] and l["remain"] > 2
-                and l["id"] not in (box.data.notes["expired_license"],))
+    return next(
+        l
+        for l in box.webitel_app.licenses()
+        if not l["competitive"] and l["remain"] > 2 and l["id"] not in (box.data.notes["expired_license"],)
+    )
 
 
 def user_without(box, serial):
     ids = imported(box)
-    return next(str(u["id"]) for u in box.webitel_app.all_users() if str(u["id"]) in ids and serial not in u["license"])
+    return next(
+        str(u["id"])
+        for u in box.webitel_app.all_users()
+        if str(u["id"]) in ids and serial not in u["license"]
+    )
 
 
 def test_first_run_webitel_wins_catalog_and_grants_land_then_nothing_to_do(make_sandbox, make_config):
@@ -87,13 +95,16 @@ def test_first_run_webitel_wins_catalog_and_grants_land_then_nothing_to_do(make_
 
 def test_first_run_creatio_wins(make_sandbox, make_config):
     box = make_sandbox(40, seed=8)
-    config = make_config(box, licenses={"first_run_winner": "creatio", "max_revocation_share": 1.0,
-                                        "max_revocations": 1000})
+    config = make_config(
+        box, licenses={"first_run_winner": "creatio", "max_revocation_share": 1.0, "max_revocations": 1000}
+    )
     sync(config, "users")
     webitel_id = next(iter(imported(box)))
     serial = box.data.notes["expiring_license"]
     lic = {l["id"]: l for l in box.webitel_app.licenses()}[serial]
-    lic_row = admin_create(box, "WebitelLicense", {"Serial": serial, "Product": lic["product"], "Name": lic["name"]})
+    lic_row = admin_create(
+        box, "WebitelLicense", {"Serial": serial, "Product": lic["product"], "Name": lic["name"]}
+    )
     admin_create(box, "WebitelUserLicense", {"UserId": imported(box)[webitel_id], "LicenseId": lic_row["Id"]})
     report = sync(config)
     assert report.outcome == "in_sync", [c.message for c in report.plan.conflicts]
@@ -122,8 +133,12 @@ def test_removed_in_webitel_is_removed_in_creatio_and_vice_versa(synced):
     webitel = webitel_client(config)
     webitel.set_user_licenses(int(wid), [s for s in box.webitel_app.user(int(wid))["license"] if s != serial])
     other_wid, other_serial = next(g for g in sorted(creatio_grants(box)) if g[0] != wid)
-    row = next(g for g in box.creatio_app.rows("WebitelUserLicense")
-               if g["UserId"] == ids[other_wid] and g["LicenseId"] == keys.license_record_id(box.data.domain, other_serial))
+    row = next(
+        g
+        for g in box.creatio_app.rows("WebitelUserLicense")
+        if g["UserId"] == ids[other_wid]
+        and g["LicenseId"] == keys.license_record_id(box.data.domain, other_serial)
+    )
     creatio_client(config).delete("WebitelUserLicense", row["Id"])
     report = sync(config)
     assert report.outcome == "in_sync", [c.message for c in report.plan.conflicts]
@@ -138,7 +153,9 @@ def test_added_in_webitel_reaches_creatio_and_same_change_on_both_sides_is_a_no_
     wid_a = user_without(box, lic["id"])
     webitel = webitel_client(config)
     webitel.set_user_licenses(int(wid_a), [*box.webitel_app.user(int(wid_a))["license"], lic["id"]])
-    wid_b = next(w for w in imported(box) if w != wid_a and lic["id"] not in box.webitel_app.user(int(w))["license"])
+    wid_b = next(
+        w for w in imported(box) if w != wid_a and lic["id"] not in box.webitel_app.user(int(w))["license"]
+    )
     webitel.set_user_licenses(int(wid_b), [*box.webitel_app.user(int(wid_b))["license"], lic["id"]])
     add_creatio_grant(box, config, wid_b, lic["id"])  # the same change on both sides
     box.webitel.stats.reset()
@@ -155,9 +172,16 @@ def test_expired_and_not_yet_valid_are_refused_and_rows_left_in_place(synced):
     wid = user_without(box, expired)
     row_id = add_creatio_grant(box, config, wid, expired)
     now_ms = max(l["not_before"] for l in box.webitel_app.licenses())
-    future = {"id": "0b7a6b2e-0000-4000-8000-00000000f00d", "product": "WFM", "name": "Next year",
-              "not_before": now_ms + 400 * DAY_MS, "not_after": now_ms + 800 * DAY_MS, "limit": 5,
-              "competitive": False, "scope": ["users"]}
+    future = {
+        "id": "0b7a6b2e-0000-4000-8000-00000000f00d",
+        "product": "WFM",
+        "name": "Next year",
+        "not_before": now_ms + 400 * DAY_MS,
+        "not_after": now_ms + 800 * DAY_MS,
+        "limit": 5,
+        "competitive": False,
+        "scope": ["users"],
+    }
     key = make_certificate([future], box.data.credentials.license_signing_key)
     webitel_client(config).upload_license_key(key)
     sync(config)  # the new licence reaches the catalog
@@ -177,7 +201,9 @@ def test_named_licence_at_its_limit_names_the_users_refused(synced):
     box, config = synced
     full = box.data.notes["full_license"]
     ids = imported(box)
-    takers = [str(u["id"]) for u in box.webitel_app.all_users() if str(u["id"]) in ids and full not in u["license"]][:2]
+    takers = [
+        str(u["id"]) for u in box.webitel_app.all_users() if str(u["id"]) in ids and full not in u["license"]
+    ][:2]
     for wid in takers:
         add_creatio_grant(box, config, wid, full)
     report = sync(config)
@@ -205,20 +231,41 @@ def test_fresh_read_keeps_an_admins_concurrent_grant(synced):
     box, config = synced
     lic = valid_named_license_with_room(box)
     other = next(l for l in box.webitel_app.licenses() if l["competitive"])
-    wid = next(w for w in imported(box) if lic["id"] not in box.webitel_app.user(int(w))["license"]
-               and other["id"] not in box.webitel_app.user(int(w))["license"])
+    wid = next(
+        w
+        for w in imported(box)
+        if lic["id"] not in box.webitel_app.user(int(w))["license"]
+        and other["id"] not in box.webitel_app.user(int(w))["license"]
+    )
     # The plan was made before the admin granted `other`; applying it must keep that grant.
     box.webitel_app.set_license_grants(int(wid), [*box.webitel_app.user(int(wid))["license"], other["id"]])
     step = webitel_grant_step(webitel_client(config), {})
-    (outcome,) = step.run([Action("grant_webitel", "WebitelGrant", f"{wid}:{lic['id']}", "k", "u", int(wid),
-                                  new={"license": lic["id"]})])
+    (outcome,) = step.run(
+        [
+            Action(
+                "grant_webitel",
+                "WebitelGrant",
+                f"{wid}:{lic['id']}",
+                "k",
+                "u",
+                int(wid),
+                new={"license": lic["id"]},
+            )
+        ]
+    )
     assert outcome.ok
     assert {lic["id"], other["id"]} <= set(box.webitel_app.user(int(wid))["license"])
 
 
 def cli(config_path, *args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "jobs", "--config", str(config_path), *args], cwd=ROOT, input=stdin,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "jobs", "--config", str(config_path), *args],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -237,11 +284,18 @@ def test_renewal_through_license_upload_extends_valid_till_in_creatio(cli_box):
     key = make_certificate([renewed], box.data.credentials.license_signing_key)
     result = cli(path, "license-upload", "-", stdin=key + "\n")
     assert result.returncode == exit_codes.OK, result.stderr
-    assert "extended" in result.stdout and lic["id"] in result.stdout and key not in result.stdout + result.stderr
+    assert (
+        "extended" in result.stdout
+        and lic["id"] in result.stdout
+        and key not in result.stdout + result.stderr
+    )
     assert cli(path, "run", "--job", "licenses").returncode == exit_codes.OK
     record = next(r for r in box.creatio_app.rows("WebitelLicense") if r["Serial"] == lic["id"])
-    assert record["ValidTill"].startswith(__import__("datetime").datetime.fromtimestamp(
-        renewed["not_after"] / 1000, __import__("datetime").timezone.utc).strftime("%Y-%m-%d"))
+    assert record["ValidTill"].startswith(
+        __import__("datetime")
+        .datetime.fromtimestamp(renewed["not_after"] / 1000, __import__("datetime").timezone.utc)
+        .strftime("%Y-%m-%d")
+    )
     tampered = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
     bad = cli(path, "license-upload", tampered)
     assert bad.returncode == exit_codes.FAILED and "rejected" in bad.stdout and tampered not in bad.stdout
@@ -249,8 +303,11 @@ def test_renewal_through_license_upload_extends_valid_till_in_creatio(cli_box):
 
 def test_license_assign_and_revoke_mirror_to_creatio(cli_box):
     box, path = cli_box
-    lic = next(l for l in box.webitel_app.licenses() if not l["competitive"] and l["remain"] > 0
-               and l["id"] not in (box.data.notes["expired_license"],))
+    lic = next(
+        l
+        for l in box.webitel_app.licenses()
+        if not l["competitive"] and l["remain"] > 0 and l["id"] not in (box.data.notes["expired_license"],)
+    )
     wid = user_without(box, lic["id"])
     username = box.webitel_app.user(int(wid))["username"]
     result = cli(path, "license", "assign", username, lic["id"])

@@ -67,7 +67,10 @@ def test_missing_and_duplicate_extension_leave_the_record_untouched(synced):
     report = users_run(config)
     kinds = {c.kind for c in report.plan.conflicts if "record" in c.user}
     assert {"missing_extension", "duplicate_extension"} <= kinds
-    assert box.webitel_app.user_by_username("no.ext") is None and box.webitel_app.user_by_username("dup.ext") is None
+    assert (
+        box.webitel_app.user_by_username("no.ext") is None
+        and box.webitel_app.user_by_username("dup.ext") is None
+    )
     assert not records(box)[missing_id]["WebitelId"] and not records(box)[dup_id]["WebitelId"]
     assert report.exit_code() == exit_codes.CONFLICTS
 
@@ -82,8 +85,11 @@ def test_duplicate_username_in_webitel_is_reported_not_retried(synced):
     report = users_run(config)
     (error,) = [e for e in report.errors if e.kind == "duplicate_username"]
     assert victim["username"] in error.message
-    creates = sum(n for (method, route, _), n in box.webitel.stats.requests.items()
-                  if method == "POST" and route == "/api/users")
+    creates = sum(
+        n
+        for (method, route, _), n in box.webitel.stats.requests.items()
+        if method == "POST" and route == "/api/users"
+    )
     assert creates == 1  # one attempt, no retry
     assert not records(box)[record_id]["WebitelId"]
 
@@ -93,9 +99,17 @@ def test_crash_between_create_and_write_back_does_not_create_twice(synced):
     record_id, contact = new_record(box, config, username="half.done", extension="7799")
     # The create landed, the write-back did not (the process died in between):
     creds = box.data.credentials
-    requests.post(f"{box.webitel_url}/users", json={"username": "half.done", "extension": "7799",
-                                                   "name": contact["Name"], "password": "Pw-123456789"},
-                  headers={"X-Webitel-Access": creds.webitel_token}, timeout=10).raise_for_status()
+    requests.post(
+        f"{box.webitel_url}/users",
+        json={
+            "username": "half.done",
+            "extension": "7799",
+            "name": contact["Name"],
+            "password": "Pw-123456789",
+        },
+        headers={"X-Webitel-Access": creds.webitel_token},
+        timeout=10,
+    ).raise_for_status()
     users_run(config)
     matches = [u for u in box.webitel_app.all_users(include_deleted=True) if u["username"] == "half.done"]
     assert len(matches) == 1
@@ -146,8 +160,10 @@ def test_extension_edit_in_creatio_reaches_webitel(synced):
     kinds = sorted(a.kind for a in report.plan.actions if a.webitel_id == int(record["WebitelId"]))
     assert kinds == ["update_extension_comm", "update_webitel_user"]  # the contact's option follows too
     assert box.webitel_app.user(int(record["WebitelId"]))["extension"] == "6543"
-    assert any(c["ContactId"] == record["ContactId"] and c["Number"] == "6543"
-               for c in box.creatio_app.rows("ContactCommunication"))
+    assert any(
+        c["ContactId"] == record["ContactId"] and c["Number"] == "6543"
+        for c in box.creatio_app.rows("ContactCommunication")
+    )
     assert records(box)[record["Id"]]["Extension"] == "6543"
     assert users_run(config).plan.actions == ()
 
@@ -162,7 +178,9 @@ def test_both_sides_edited_the_owner_wins_and_the_loser_is_reported(make_sandbox
     creatio_client(config).update("WebitelUser", record["Id"], {"Name": "Creatio Edit"})
     webitel_client(config).patch_user(wid, {"name": "Webitel Edit"})
     report = users_run(config)
-    winner, loser = ("Webitel Edit", "Creatio Edit") if owner == "webitel" else ("Creatio Edit", "Webitel Edit")
+    winner, loser = (
+        ("Webitel Edit", "Creatio Edit") if owner == "webitel" else ("Creatio Edit", "Webitel Edit")
+    )
     assert box.webitel_app.user(wid)["name"] == winner and records(box)[record["Id"]]["Name"] == winner
     (warning,) = [w for w in report.plan.warnings if w.kind == "edit_conflict"]
     assert warning.webitel_id == wid and loser in warning.message and warning.field == "name"
@@ -173,5 +191,7 @@ def test_dry_run_shows_provisioning_actions(synced, tmp_path):
     box, config = synced
     new_record(box, config, username="planned.only", extension="7766")
     (report,) = run_once(config, dry_run=True, progress=Progress(enabled=False), jobs=("users",))
-    assert any(a.kind == "create_webitel_user" and a.new["username"] == "planned.only" for a in report.plan.actions)
+    assert any(
+        a.kind == "create_webitel_user" and a.new["username"] == "planned.only" for a in report.plan.actions
+    )
     assert box.webitel_app.user_by_username("planned.only") is None

@@ -315,7 +315,8 @@ def test_lease_of_a_dead_process_on_this_host_is_taken_over(tmp_path):
     script = ("import sys; from jobs.state import StateStore; s = StateStore.open(sys.argv[1]); "
               "assert s.lock('sync', lease_s=3600).acquire()")
     subprocess.run([sys.executable, "-c", script, url], check=True, cwd=str(tmp_path.parent),
-                   env={**__import__("os").environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[2])})
+                   env={**__import__("os").environ,
+                        "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[2])})
     store = StateStore.open(url)
     lock = store.lock("sync", lease_s=60)
     assert lock.acquire(), "a lease left by an exited process on this host must not block"

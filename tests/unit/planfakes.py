@@ -15,8 +15,16 @@ def U(id: int, username: str, name: str = "", email: str = "", extension: str = 
     return WebitelUser(id=id, username=username, name=name, email=email, extension=extension)
 
 
-def Rec(id: str, name: str = "", username: str = "", webitel_id: str = "", extension: str = "",
-        contact_id: str | None = None, sys_admin_unit_id: str | None = None, active: bool = True) -> WebitelUserRecord:
+def Rec(
+    id: str,
+    name: str = "",
+    username: str = "",
+    webitel_id: str = "",
+    extension: str = "",
+    contact_id: str | None = None,
+    sys_admin_unit_id: str | None = None,
+    active: bool = True,
+) -> WebitelUserRecord:
     return WebitelUserRecord(id, name, username, webitel_id, extension, contact_id, sys_admin_unit_id, active)
 
 
@@ -32,7 +40,9 @@ def A(id: str, name: str) -> Account:
     return Account(id, name)
 
 
-def Comm(id: str, contact_id: str, number: str, type_id: str = EXTENSION_COMMUNICATION_TYPE) -> ContactCommunication:
+def Comm(
+    id: str, contact_id: str, number: str, type_id: str = EXTENSION_COMMUNICATION_TYPE
+) -> ContactCommunication:
     return ContactCommunication(id, contact_id, type_id, number)
 
 
@@ -59,7 +69,17 @@ def apply_in_memory(snapshot: UsersSnapshot, plan) -> UsersSnapshot:
             comms[action.id] = Comm(action.id, new["contact_id"], new["number"])
         elif action.kind == "update_extension_comm":
             comms[action.id] = replace(comms[action.id], number=new["number"])
-        if action.object == "WebitelUser" and action.webitel_id is not None and action.kind != "delete_record":
+        if (
+            action.object == "WebitelUser"
+            and action.webitel_id is not None
+            and action.kind != "delete_record"
+        ):
             links[str(action.webitel_id)] = action.id
-    return replace(snapshot, records=tuple(records.values()), contacts=tuple(contacts.values()),
-                   accounts=tuple(accounts.values()), communications=tuple(comms.values()), links=links)
+    return replace(
+        snapshot,
+        records=tuple(records.values()),
+        contacts=tuple(contacts.values()),
+        accounts=tuple(accounts.values()),
+        communications=tuple(comms.values()),
+        links=links,
+    )

@@ -40,7 +40,17 @@ def test_example_config_parses_and_documents_every_section():
     data["webitel"]["password"] = "pw-0123456789"
     data["creatio"]["password"] = "pw-0123456789"
     config = load_config(data=data)
-    assert set(data) == {"webitel", "creatio", "retry", "sync", "licenses", "schedule", "state", "serve", "provisioning"}
+    assert set(data) == {
+        "webitel",
+        "creatio",
+        "retry",
+        "sync",
+        "licenses",
+        "schedule",
+        "state",
+        "serve",
+        "provisioning",
+    }
     assert config.creatio.objects.webitel_user.entity == "WebitelUser"
     assert config.webitel.page_size == 1000
 
@@ -54,13 +64,28 @@ def test_defaults(tmp_path):
     assert config.account_name == "webitel.example.com"
 
 
-@pytest.mark.parametrize("patch, key, expected", [
-    ('[webitel]\nurl = "webitel.example.com"\ntoken = "t-0123456789"', "webitel.url", "http:// or https://"),
-    ('[webitel]\nurl = "https://w/api"\ntokn = "t"', "webitel.tokn", "unknown key"),
-    ('[webitel]\nurl = "https://w/api"', "webitel", "missing credentials"),
-    ('[webitel]\nurl = "https://w/api"\ntoken = "t"\npage_size = 5000', "webitel.page_size", "less than or equal to 1000"),
-    ('[webitel]\nurl = "https://w/api"\ntoken = "t"\ntimeout_s = "soon"', "webitel.timeout_s", "valid number"),
-])
+@pytest.mark.parametrize(
+    "patch, key, expected",
+    [
+        (
+            '[webitel]\nurl = "webitel.example.com"\ntoken = "t-0123456789"',
+            "webitel.url",
+            "http:// or https://",
+        ),
+        ('[webitel]\nurl = "https://w/api"\ntokn = "t"', "webitel.tokn", "unknown key"),
+        ('[webitel]\nurl = "https://w/api"', "webitel", "missing credentials"),
+        (
+            '[webitel]\nurl = "https://w/api"\ntoken = "t"\npage_size = 5000',
+            "webitel.page_size",
+            "less than or equal to 1000",
+        ),
+        (
+            '[webitel]\nurl = "https://w/api"\ntoken = "t"\ntimeout_s = "soon"',
+            "webitel.timeout_s",
+            "valid number",
+        ),
+    ],
+)
 def test_bad_webitel_table(tmp_path, patch, key, expected):
     text = GOOD.split("[creatio]")[1]
     path = write(tmp_path, patch + "\n[creatio]" + text)
@@ -70,16 +95,23 @@ def test_bad_webitel_table(tmp_path, patch, key, expected):
     assert str(path) in message and f": {key}" in message and expected in message
 
 
-@pytest.mark.parametrize("extra, key, expected", [
-    ("page_size = 30000", "creatio.page_size", "less than or equal to 20000"),
-    ("batch_size = 500", "creatio.batch_size", "less than or equal to 100"),
-    ('auth = "oauth"', "creatio", "needs creatio.identity_url"),
-    ('auth = "kerberos"', "creatio.auth", "'forms' or 'oauth'"),
-    ('odata_path = "0/odata"', "creatio.odata_path", "starting with '/'"),
-    ("verify_tls = 3", "creatio.verify_tls", "valid boolean"),
-    ('[creatio.objects]\nprofile = "nope"', "creatio.objects", "unknown profile"),
-    ('[creatio.objects.webitel_user]\nentitty = "X"', "creatio.objects.webitel_user.entitty", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "extra, key, expected",
+    [
+        ("page_size = 30000", "creatio.page_size", "less than or equal to 20000"),
+        ("batch_size = 500", "creatio.batch_size", "less than or equal to 100"),
+        ('auth = "oauth"', "creatio", "needs creatio.identity_url"),
+        ('auth = "kerberos"', "creatio.auth", "'forms' or 'oauth'"),
+        ('odata_path = "0/odata"', "creatio.odata_path", "starting with '/'"),
+        ("verify_tls = 3", "creatio.verify_tls", "valid boolean"),
+        ('[creatio.objects]\nprofile = "nope"', "creatio.objects", "unknown profile"),
+        (
+            '[creatio.objects.webitel_user]\nentitty = "X"',
+            "creatio.objects.webitel_user.entitty",
+            "unknown key",
+        ),
+    ],
+)
 def test_bad_creatio_table(tmp_path, extra, key, expected):
     path = write(tmp_path, GOOD.replace('password = "pw-0123456789"', 'password = "pw-0123456789"\n' + extra))
     with pytest.raises(ConfigError) as info:
@@ -92,7 +124,10 @@ def test_bad_schedule_and_state(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(path)
     text = str(info.value)
-    assert "schedule.users.cron: not a valid cron expression" in text and "state.url: expected a SQLAlchemy URL" in text
+    assert (
+        "schedule.users.cron: not a valid cron expression" in text
+        and "state.url: expected a SQLAlchemy URL" in text
+    )
 
 
 def test_missing_file_and_bad_toml(tmp_path):
@@ -113,7 +148,9 @@ def test_environment_overrides_file_and_is_named_in_errors(tmp_path, monkeypatch
     assert config.creatio.objects.webitel_user.entity == "UsrWebitelUser"
     assert config.creatio.objects.webitel_user.username == "Username"  # the rest of the profile stays
     monkeypatch.setenv("WCSYNC_CREATIO__PAGE_SIZE", "many")
-    with pytest.raises(ConfigError, match=r"creatio.page_size \(from environment WCSYNC_CREATIO__PAGE_SIZE\)"):
+    with pytest.raises(
+        ConfigError, match=r"creatio.page_size \(from environment WCSYNC_CREATIO__PAGE_SIZE\)"
+    ):
         load_config(path)
 
 
@@ -161,9 +198,15 @@ def test_every_key_the_code_reads_is_documented_in_the_example():
     def walk(model, node, path):
         for name, field in model.model_fields.items():
             annotation = field.annotation
-            nested = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+            nested = (
+                annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+            )
             if nested is None:
-                args = [a for a in getattr(annotation, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+                args = [
+                    a
+                    for a in getattr(annotation, "__args__", ())
+                    if isinstance(a, type) and issubclass(a, BaseModel)
+                ]
                 nested = args[0] if args else None
             if nested is not None and name in node:
                 walk(nested, node[name], f"{path}{name}.")

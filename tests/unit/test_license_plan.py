@@ -62,24 +62,36 @@ sets = st.frozensets(grant_st, max_size=12)
 
 
 def test_merge_table():
-    w, c, b = {("1", "a"), ("1", "b"), ("2", "a")}, {("1", "a"), ("3", "c"), ("2", "b")}, {("1", "b"), ("2", "b"), ("4", "a")}
+    w, c, b = (
+        {("1", "a"), ("1", "b"), ("2", "a")},
+        {("1", "a"), ("3", "c"), ("2", "b")},
+        {("1", "b"), ("2", "b"), ("4", "a")},
+    )
     m = merge_grants(frozenset(w), frozenset(c), frozenset(b))
-    assert m.add_creatio == {("2", "a")}            # added in Webitel
-    assert m.revoke_webitel == {("1", "b")}         # removed in Creatio
-    assert m.grant_webitel == {("3", "c")}          # added in Creatio
-    assert m.remove_creatio == {("2", "b")}         # removed in Webitel
+    assert m.add_creatio == {("2", "a")}  # added in Webitel
+    assert m.revoke_webitel == {("1", "b")}  # removed in Creatio
+    assert m.grant_webitel == {("3", "c")}  # added in Creatio
+    assert m.remove_creatio == {("2", "b")}  # removed in Webitel
     w_after = (w | {("3", "c")}) - {("1", "b")}
     c_after = (c | {("2", "a")}) - {("2", "b")}
     assert w_after == c_after
-    assert next_baseline(frozenset(w_after), frozenset(c_after), frozenset(b)) == {("1", "a"), ("2", "a"), ("3", "c")}
+    assert next_baseline(frozenset(w_after), frozenset(c_after), frozenset(b)) == {
+        ("1", "a"),
+        ("2", "a"),
+        ("3", "c"),
+    }
 
 
 def test_first_run_winner():
     w, c = frozenset({("1", "a")}), frozenset({("2", "b")})
     webitel_wins = merge_grants(w, c, None)
-    assert webitel_wins.add_creatio == w and webitel_wins.remove_creatio == c and not webitel_wins.grant_webitel
+    assert (
+        webitel_wins.add_creatio == w and webitel_wins.remove_creatio == c and not webitel_wins.grant_webitel
+    )
     creatio_wins = merge_grants(w, c, None, first_run_winner="creatio")
-    assert creatio_wins.grant_webitel == c and creatio_wins.revoke_webitel == w and not creatio_wins.add_creatio
+    assert (
+        creatio_wins.grant_webitel == c and creatio_wins.revoke_webitel == w and not creatio_wins.add_creatio
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -88,12 +100,14 @@ def test_property_merge_converges_is_idempotent_and_keeps_one_sided_additions(w,
     m = merge_grants(w, c, b, first_run_winner=winner)
     w2 = (w | m.grant_webitel) - m.revoke_webitel
     c2 = (c | m.add_creatio) - m.remove_creatio
-    assert w2 == c2                                             # converges
+    assert w2 == c2  # converges
     b2 = next_baseline(w2, c2, b)
     again = merge_grants(w2, c2, b2)
-    assert not (again.add_creatio | again.remove_creatio | again.grant_webitel | again.revoke_webitel)  # idempotent
+    assert not (
+        again.add_creatio | again.remove_creatio | again.grant_webitel | again.revoke_webitel
+    )  # idempotent
     if b is not None:
-        for g in (w - c - b) | (c - w - b):                     # added on one side, untouched on the other
+        for g in (w - c - b) | (c - w - b):  # added on one side, untouched on the other
             assert g in w2 and g in c2
 
 
@@ -102,10 +116,17 @@ def snapshot(w, c, b, licenses):
     lic_id = {r.serial: r.id for r in records}
     rows = tuple(Row(f"row-{u}-{s}", f"rec-{u}", lic_id[s]) for u, s in sorted(c))
     grants = {u: frozenset(s for uu, s in w if uu == u) for u in USERS}
-    return LicenseSnapshot(domain=DOMAIN, now=NOW, licenses=tuple(licenses), webitel_grants=grants,
-                           usernames={u: f"user{u}" for u in USERS}, license_records=records,
-                           user_record_ids={u: f"rec-{u}" for u in USERS}, grant_rows=rows,
-                           baseline=b)
+    return LicenseSnapshot(
+        domain=DOMAIN,
+        now=NOW,
+        licenses=tuple(licenses),
+        webitel_grants=grants,
+        usernames={u: f"user{u}" for u in USERS},
+        license_records=records,
+        user_record_ids={u: f"rec-{u}" for u in USERS},
+        grant_rows=rows,
+        baseline=b,
+    )
 
 
 def apply(snap, plan):
@@ -136,12 +157,14 @@ def test_property_plan_converges_minus_refusals_and_second_run_plans_nothing(w, 
     plan, grant_sets = plan_licenses(snap, OPTS)
     w2, c2, rows = apply(snap, plan)
     refused_users = {(str(i.webitel_id), i.message) for i in plan.conflicts}
-    assert w2 <= c2                                  # everything Webitel has, Creatio shows
-    for u, s in c2 - w2:                             # what only Creatio has was refused, and said so
+    assert w2 <= c2  # everything Webitel has, Creatio shows
+    for u, s in c2 - w2:  # what only Creatio has was refused, and said so
         assert any(u == ru for ru, _ in refused_users) or any(
-            i.kind == "license_limit_reached" and f"(id {u})" in " ".join(i.others) for i in plan.conflicts)
+            i.kind == "license_limit_reached" and f"(id {u})" in " ".join(i.others) for i in plan.conflicts
+        )
     b2 = next_baseline(w2, c2, grant_sets.baseline)
     grants = {u: frozenset(s for uu, s in w2 if uu == u) for u in USERS}
+
     def held(grants_, serial):
         return sum(1 for _, s in grants_ if s == serial)
 
@@ -153,15 +176,27 @@ def test_property_plan_converges_minus_refusals_and_second_run_plans_nothing(w, 
 
 
 def test_limit_reached_gives_seats_to_lowest_ids_and_names_the_rest():
-    snap = snapshot(frozenset(), frozenset({("3", "b"), ("1", "b"), ("2", "b")}), frozenset(), [Lic("b", limit=5, remain=1)])
+    snap = snapshot(
+        frozenset(),
+        frozenset({("3", "b"), ("1", "b"), ("2", "b")}),
+        frozenset(),
+        [Lic("b", limit=5, remain=1)],
+    )
     plan, _ = plan_licenses(snap, OPTS)
-    assert [(a.kind, a.webitel_id) for a in plan.actions if a.kind == "grant_webitel"] == [("grant_webitel", 1)]
+    assert [(a.kind, a.webitel_id) for a in plan.actions if a.kind == "grant_webitel"] == [
+        ("grant_webitel", 1)
+    ]
     (conflict,) = plan.conflicts
     assert conflict.kind == "license_limit_reached" and conflict.others == ("user2 (id 2)", "user3 (id 3)")
 
 
 def test_revocations_free_seats_first_and_cap_holds_back_every_revocation():
-    snap = snapshot(frozenset({("1", "b")}), frozenset({("2", "b")}), frozenset({("1", "b")}), [Lic("b", limit=1, remain=0)])
+    snap = snapshot(
+        frozenset({("1", "b")}),
+        frozenset({("2", "b")}),
+        frozenset({("1", "b")}),
+        [Lic("b", limit=1, remain=0)],
+    )
     plan, _ = plan_licenses(snap, OPTS)
     kinds = [a.kind for a in plan.actions if a.kind.endswith("webitel")]
     assert kinds == ["revoke_webitel", "grant_webitel"] and not plan.conflicts
@@ -172,14 +207,24 @@ def test_revocations_free_seats_first_and_cap_holds_back_every_revocation():
 
 def test_catalog_create_update_and_unchanged():
     lic = Lic("a", name="Chat", limit=10, remain=4)
-    plan, _ = plan_licenses(snapshot(frozenset(), frozenset(), None, [lic]) .__class__(
-        domain=DOMAIN, now=NOW, licenses=(lic,)), OPTS)
+    plan, _ = plan_licenses(
+        snapshot(frozenset(), frozenset(), None, [lic]).__class__(domain=DOMAIN, now=NOW, licenses=(lic,)),
+        OPTS,
+    )
     (create,) = plan.actions
-    assert create.kind == "create_license" and create.new["used"] == 6 and create.id == keys.license_record_id(DOMAIN, "a")
+    assert (
+        create.kind == "create_license"
+        and create.new["used"] == 6
+        and create.id == keys.license_record_id(DOMAIN, "a")
+    )
     record = LicRec(create.id, "a", "CHAT", "Chat", lic.valid_from, lic.valid_till, 10, 6, False)
-    same, _ = plan_licenses(LicenseSnapshot(domain=DOMAIN, now=NOW, licenses=(lic,), license_records=(record,)), OPTS)
+    same, _ = plan_licenses(
+        LicenseSnapshot(domain=DOMAIN, now=NOW, licenses=(lic,), license_records=(record,)), OPTS
+    )
     assert same.actions == ()
     renewed = replace(lic, valid_till=lic.valid_till + timedelta(days=365))
-    upd, _ = plan_licenses(LicenseSnapshot(domain=DOMAIN, now=NOW, licenses=(renewed,), license_records=(record,)), OPTS)
+    upd, _ = plan_licenses(
+        LicenseSnapshot(domain=DOMAIN, now=NOW, licenses=(renewed,), license_records=(record,)), OPTS
+    )
     (update,) = upd.actions
     assert update.kind == "update_license" and set(update.new) == {"valid_till"}
