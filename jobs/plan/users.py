@@ -126,6 +126,7 @@ class _Builder:
             int(wid): rid
             for wid, rid in self.s.links.items()
             if wid.isdigit() and int(wid) in present and rid not in matcher.records_by_id
+            and rid not in self.s.unreadable_records
         }
 
     def _delete_in_webitel(self, deleted: dict[int, str]) -> None:

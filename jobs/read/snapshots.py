@@ -82,6 +82,7 @@ class UsersSnapshot:
         baselines: per linked Webitel id, the name and extension both sides agreed on last run.
         record_contacts: contacts of records awaiting provisioning, by Id.
         sys_logins: logins of the Creatio users of records awaiting provisioning, by Id.
+        unreadable_records: Ids of records that exist but did not parse: never taken for deleted.
     """
 
     domain: str
@@ -96,6 +97,7 @@ class UsersSnapshot:
     baselines: Mapping[str, AgreedFields] = field(default_factory=dict)
     record_contacts: Mapping[str, Contact] = field(default_factory=dict)
     sys_logins: Mapping[str, str] = field(default_factory=dict)
+    unreadable_records: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

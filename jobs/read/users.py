@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 _ID = re.compile(r"\(id (\d+)\)")
 # Only what the users job reads (grants are the licences job's): less to send, parse and hold.
 IMPORT_FIELDS = ("id", "username", "name", "email", "extension")
+CONFIRM_CHUNK = 100  # user ids per confirming read: well inside a URL's length
 
 
 def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, account_name: str,
@@ -55,14 +56,21 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
                             Issue("invalid_user", str(item), user=item.record,
                                   webitel_id=int(found.group(1)) if found else None, field=item.field)))
     progress(f"reading {model.webitel_user.entity} records")
-    records, bad_rows = [], []
+    records, bad_rows, unreadable = [], [], set()
     for row in creatio.iter_rows(model.webitel_user.entity, select=WebitelUserRecord.columns(model)):
         try:
             records.append(WebitelUserRecord.from_row(row, model))
         except RecordError as exc:
             bad_rows.append((None, Issue("invalid_record", str(exc), field=exc.field)))
+            if isinstance(row, dict) and isinstance(row.get("Id"), str):
+                unreadable.add(row["Id"].lower())
     stats.floor["webitel users"] = pages(len(users) + len(invalid), webitel_page)
     stats.floor[model.webitel_user.entity] = pages(len(records), creatio.settings.page_size)
+    # Absence from a read alone never deletes anything: every linked user or record the reads did
+    # not return is asked for by Id before the plan may call it gone.
+    progress("confirming users and records missing from the reads")
+    users += _confirm_webitel_users(webitel, records, links, users, invalid, stats)
+    records += _confirm_records(creatio, model, records, links, unreadable, stats)
     names = {tidy(u.username) for u in users} | {display_name(u) for u in users}
     names.discard("")
     progress("looking up matching contacts")
@@ -134,8 +142,69 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
         baselines=dict(baselines or {}),
         record_contacts=record_contacts,
         sys_logins=sys_logins,
+        unreadable_records=frozenset(unreadable),
     )
     return snapshot, stats
+
+
+def _confirm_webitel_users(webitel, records, links: dict[str, str], users, invalid, stats: ReadStats) -> list:
+    """Linked Webitel users the full read did not return, read again by id; those that exist."""
+    present = {str(u.id) for u in users} | {str(i) for i, _ in invalid if i is not None}
+    by_record = {rid: wid for wid, rid in links.items()}
+    candidates = sorted({wid for r in records if (wid := r.webitel_id or by_record.get(r.id))}
+                        | set(links) - present, key=lambda w: (len(w), w))
+    wanted = [int(w) for w in candidates if w.isdigit() and w not in present]
+    found = []
+    for start in range(0, len(wanted), CONFIRM_CHUNK):
+        chunk = wanted[start:start + CONFIRM_CHUNK]
+        found += [u for u in webitel.iter_users(id=chunk, fields=IMPORT_FIELDS)
+                  if isinstance(u, WebitelUser) and u.id in chunk]
+    if wanted:
+        stats.floor["webitel users by id"] = pages(len(wanted), CONFIRM_CHUNK)
+        stats.strategies["confirm vanished users"] = f"{len(found)} of {len(wanted)} found by id"
+    if found:
+        log.warning(
+            "%d Webitel user(s) missing from the full read exist when asked by id (a read that was not "
+            "complete?); they are kept",
+            len(found),
+        )
+    return found
+
+
+def _confirm_records(
+    creatio, model: ObjectModel, records, links: dict[str, str], unreadable: set[str], stats: ReadStats
+) -> list:
+    """Linked records the full read did not return, read again by Id; those that exist.
+
+    Rows that exist but do not parse are added to ``unreadable``: they are not deletions either.
+    """
+    known = {r.id for r in records} | unreadable
+    wanted = sorted({rid for rid in links.values() if rid not in known})
+    if not wanted:
+        return []
+    found = []
+    rows = by_ids(
+        creatio,
+        model.webitel_user.entity,
+        [odata.Guid(i) for i in wanted],
+        WebitelUserRecord.columns(model),
+        stats,
+        f"{model.webitel_user.entity} by Id",
+    )
+    for row in rows:
+        try:
+            found.append(WebitelUserRecord.from_row(row, model))
+        except RecordError:
+            if isinstance(row, dict) and isinstance(row.get("Id"), str):
+                unreadable.add(row["Id"].lower())
+    stats.strategies["confirm deleted records"] = f"{len(found)} of {len(wanted)} found by Id"
+    if found:
+        log.warning(
+            "%d record(s) missing from the full read exist when asked by Id (a read that was not complete, "
+            "or read rights that hide rows?); they are kept",
+            len(found),
+        )
+    return found
 
 
 def _provisioning_details(
