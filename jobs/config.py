@@ -8,6 +8,7 @@ reported as a ``ConfigError`` naming the file, the key path and what was expecte
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from pathlib import Path
@@ -20,6 +21,8 @@ from connector.errors import ConfigError
 from connector.creatio.objects import ObjectModel
 from connector.settings import CreatioSettings, RetrySettings, WebitelSettings
 from mappings.profiles import PROFILES, object_model
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "WCSYNC_"
 DEFAULT_CONFIG = "config.toml"
@@ -250,11 +253,23 @@ def load_config(path: str | Path | None = None, *, data: dict | None = None) -> 
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        warn_if_readable(file)
     data = _merge(data, _secret_files())
     try:
         return AppConfig(**data)
     except ValidationError as exc:
         raise ConfigError(describe_errors(exc, source)) from None
+
+
+def warn_if_readable(path: Path) -> None:
+    """Warn when a file that may hold secrets can be read by other users of the machine."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o077:
+        log.warning("%s can be read by other users of this machine (mode %o); it may hold secrets: "
+                    "chmod 600 %s", path, mode & 0o777, path)
 
 
 def _secret_files() -> dict:
@@ -265,6 +280,7 @@ def _secret_files() -> dict:
     for item in sorted(Path(folder).iterdir()):
         parts = item.name.lower().split("__")
         if item.is_file() and len(parts) >= 2:
+            warn_if_readable(item)
             node = out
             for part in parts[:-1]:
                 node = node.setdefault(part, {})

@@ -12,6 +12,8 @@ import unicodedata
 import uuid
 
 _SPACE = re.compile(r"\s+")
+# Control characters (NUL and the like) are never written: a whitespace one becomes a space.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 # The product's own UUID5 namespace; changing it would orphan every record already created.
 NAMESPACE = uuid.UUID("5b0b3c52-9a55-4c36-9b8e-7f3d1a1d6c21")
 
@@ -23,9 +25,31 @@ def normalise_key(text: str | None) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
+def extension_key(extension: str | None) -> str:
+    """What makes two extensions the same: NFKC (full-width ``０１２３`` is ``0123``), no spaces.
+
+    Every uniqueness check compares this key; the value written stays as the source has it.
+    """
+    return _SPACE.sub("", unicodedata.normalize("NFKC", extension or ""))
+
+
+_EXTENSION = re.compile(r"[0-9]{2,15}")
+
+
+def extension_problem(extension: str | None) -> str | None:
+    """Why an extension may not work as a SIP number (not 2 to 15 digits), or None."""
+    key = extension_key(extension)
+    if not key or _EXTENSION.fullmatch(key):
+        return None
+    if not key.isascii() or not key.isdigit():
+        return f"extension {extension!r} has characters other than digits"
+    return f"extension {extension!r} has {len(key)} digits, not 2 to 15"
+
+
 def tidy(text: str | None) -> str:
-    """Whitespace collapsed and trimmed, case kept: how a name is written or looked up."""
-    return _SPACE.sub(" ", text or "").strip()
+    """Whitespace collapsed and trimmed, control characters dropped, case kept: how a name (or any
+    text value) is written or looked up."""
+    return _SPACE.sub(" ", _CONTROL.sub("", text or "")).strip()
 
 
 def _id(*parts: object) -> str:

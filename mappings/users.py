@@ -37,8 +37,8 @@ def display_name(user: UserFacts) -> str:
 def contact_draft(user: UserFacts, *, contact_id: str, account_id: str | None) -> dict:
     """Columns of the Contact created for a user that matched none."""
     draft = {"Id": contact_id, "Name": display_name(user)}
-    if user.email.strip():
-        draft["Email"] = user.email.strip()
+    if tidy(user.email):
+        draft["Email"] = tidy(user.email)
     if account_id:
         draft["AccountId"] = account_id
     return draft

@@ -66,25 +66,49 @@ def webitel_grant_step(webitel, serial_case: dict[str, str]) -> Step:
                 outcomes += [Outcome(a, False, "the Webitel user no longer exists") for a in todo]
                 continue
             current = {s.lower(): s for s in fresh[uid]}
-            wanted = dict(current)
-            for action in todo:
-                serial = (action.new or action.old or {})["license"]
-                if action.kind == "grant_webitel":
-                    wanted[serial] = serial_case.get(serial, serial)
-                else:
-                    wanted.pop(serial, None)
-            if set(wanted) == set(current):
-                outcomes += [Outcome(a, True, already_existed=True) for a in todo]
-                continue
-            try:
-                webitel.set_user_licenses(uid, sorted(wanted.values()))
-            except ConnectorError as exc:
-                outcomes += [Outcome(a, False, str(exc)) for a in todo]
-            else:
-                outcomes += [Outcome(a, True) for a in todo]
+            outcomes += _patch_user(webitel, uid, current, todo, serial_case)
         return outcomes
 
     return Step(("revoke_webitel", "grant_webitel"), run, FRESH_READ_CHUNK)
+
+
+def _wanted(current: dict[str, str], actions: list[Action], serial_case: dict[str, str]) -> dict[str, str]:
+    wanted = dict(current)
+    for action in actions:
+        serial = (action.new or action.old or {})["license"]
+        if action.kind == "grant_webitel":
+            wanted[serial] = serial_case.get(serial, serial)
+        else:
+            wanted.pop(serial, None)
+    return wanted
+
+
+def _patch_user(webitel, uid: int, current: dict[str, str], todo: list[Action],
+                serial_case: dict[str, str]) -> list[Outcome]:
+    """One PATCH with the user's complete new list; refused, each change is tried on its own, so
+    one refused grant does not fail the user's other, valid ones."""
+    wanted = _wanted(current, todo, serial_case)
+    if set(wanted) == set(current):
+        return [Outcome(a, True, already_existed=True) for a in todo]
+    try:
+        webitel.set_user_licenses(uid, sorted(wanted.values()))
+    except ConnectorError as exc:
+        if len(todo) == 1:
+            return [Outcome(todo[0], False, str(exc))]
+    else:
+        return [Outcome(a, True) for a in todo]
+    outcomes = []
+    for action in todo:
+        one = _wanted(current, [action], serial_case)
+        try:
+            if set(one) != set(current):
+                webitel.set_user_licenses(uid, sorted(one.values()))
+        except ConnectorError as exc:
+            outcomes.append(Outcome(action, False, str(exc)))
+        else:
+            current = one
+            outcomes.append(Outcome(action, True))
+    return outcomes
 
 
 def license_steps(webitel, creatio, model: ObjectModel, serial_case: dict[str, str]) -> list[Step]:

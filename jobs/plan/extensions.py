@@ -13,6 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from mappings.keys import extension_key
+
 from jobs.plan.model import Issue
 
 
@@ -38,7 +40,10 @@ def resolve_extensions(
     Returns:
         The user ids whose extension must NOT be written, and one conflict per refused claim.
     """
-    holders = {ext: list(labels) for ext, labels in static_holders.items()}
+    holders: dict[str, list[str]] = defaultdict(list)
+    for ext, labels in static_holders.items():
+        holders[extension_key(ext)] += labels
+    holders = dict(holders)
     pending = {c.user_id: c for c in claims}
     refused: set[int] = set()
     issues: list[Issue] = []
@@ -47,7 +52,7 @@ def resolve_extensions(
         changed = False
         by_ext: dict[str, list[Claim]] = defaultdict(list)
         for claim in pending.values():
-            by_ext[claim.extension].append(claim)
+            by_ext[extension_key(claim.extension)].append(claim)
         for ext in sorted(by_ext):
             group = by_ext[ext]
             if ext in holders:
@@ -80,4 +85,4 @@ def resolve_extensions(
 
 
 def _holds(claim: Claim, ext: str) -> bool:
-    return claim.record is not None and (claim.record.extension or "") == ext
+    return claim.record is not None and extension_key(claim.record.extension) == ext

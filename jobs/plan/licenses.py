@@ -50,9 +50,15 @@ def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[P
     record_by_serial = {r.serial.lower(): r for r in snap.license_records if r.serial}
     license_ids: dict[str, str] = {s: r.id for s, r in record_by_serial.items()}
     catalog = {lic.serial.lower(): lic for lic in snap.licenses}
+    broken = _broken_licenses(catalog)
     for serial in sorted(set(record_by_serial) - set(catalog)):
-        warnings.append(Issue("license_not_in_webitel", f"licence {serial} is in Creatio but no longer in "
-                              "Webitel's registry; left as it is", field="license"))
+        warnings.append(
+            Issue(
+                "license_not_in_webitel",
+                f"licence {serial} is in Creatio but no longer in Webitel's registry; left as it is",
+                field="license",
+            )
+        )
 
     serial_of = {r.id: r.serial.lower() for r in snap.license_records if r.serial}
     webitel_of = {rid: wid for wid, rid in snap.user_record_ids.items()}
@@ -65,8 +71,11 @@ def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[P
                 Issue(
                     "grant_without_link",
                     f"User Licenses row {row.id} refers to "
-                    + ("a Webitel-user record not linked to any Webitel user" if wid is None
-                       else "an unknown licence record")
+                    + (
+                        "a Webitel-user record not linked to any Webitel user"
+                        if wid is None
+                        else "an unknown licence record"
+                    )
                     + "; left in place",
                     field="license",
                 )
@@ -112,6 +121,8 @@ def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[P
         if action.kind == "revoke_webitel":
             seats[action.old["license"]] -= 1
     for serial, lic in sorted(catalog.items()):
+        if serial in broken:
+            continue
         actions.extend(
             _catalog_action(
                 snap.domain, lic, record_by_serial.get(serial), license_ids, used=lic.used + seats[serial]
@@ -155,9 +166,25 @@ def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[P
         "creatio_grants": len(sets.creatio),
         "baseline": -1 if sets.baseline is None else len(sets.baseline),
     }
-    return Plan(
-        "licenses", tuple(actions), tuple(conflicts), tuple(warnings), snap.invalid, guard, stats
-    ), sets
+    errors = snap.invalid + tuple(broken.values())
+    return Plan("licenses", tuple(actions), tuple(conflicts), tuple(warnings), errors, guard, stats), sets
+
+
+def _broken_licenses(catalog: dict) -> dict[str, Issue]:
+    """Licences whose values cannot be true (validity inverted, a negative limit or use): reported,
+    never mirrored to Creatio as they are."""
+    out = {}
+    for serial, lic in catalog.items():
+        if lic.valid_from is not None and lic.valid_till is not None and lic.valid_from > lic.valid_till:
+            why = f"valid from {lic.valid_from:%Y-%m-%d} is after valid till {lic.valid_till:%Y-%m-%d}"
+            field = "valid_from"
+        elif lic.limit < 0 or lic.used < 0:
+            why, field = f"limit {lic.limit} and used {lic.used} cannot be negative", "limit"
+        else:
+            continue
+        out[serial] = Issue("invalid_license", f"licence {lic.serial}: {why}; not mirrored to Creatio",
+                            field=field)
+    return out
 
 
 def _catalog_action(domain: str, lic, record, license_ids: dict[str, str], *, used: int) -> list[Action]:

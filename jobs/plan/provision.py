@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from mappings.keys import normalise_key, tidy
+from mappings.keys import extension_key, normalise_key, tidy
 
 from jobs.plan.model import Action, Issue
 
@@ -134,7 +134,8 @@ def check_candidates(
     claimed: dict[str, str] = {}
     for cand in candidates:
         label = f"Creatio record {cand.username!r} ({cand.record.id})"
-        others = [r for r in record_extensions.get(cand.extension, []) if cand.record.id not in r]
+        ext = extension_key(cand.extension)
+        others = [r for r in record_extensions.get(ext, []) if cand.record.id not in r]
         if not cand.extension:
             issues.append(
                 Issue(
@@ -144,10 +145,8 @@ def check_candidates(
                     field="extension",
                 )
             )
-        elif cand.extension in webitel_extensions or others or cand.extension in claimed:
-            holder = webitel_extensions.get(cand.extension) or (
-                others[0] if others else claimed[cand.extension]
-            )
+        elif ext in webitel_extensions or others or ext in claimed:
+            holder = webitel_extensions.get(ext) or (others[0] if others else claimed[ext])
             issues.append(
                 Issue(
                     "duplicate_extension",
@@ -167,7 +166,7 @@ def check_candidates(
                 )
             )
         else:
-            claimed[cand.extension] = label
+            claimed[ext] = label
             ok.append(cand)
     return ok, issues
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mappings import keys
-from mappings.keys import normalise_key
+from mappings.keys import extension_key, extension_problem, normalise_key, tidy
 from mappings.users import UserFacts, contact_draft, display_name, record_values, user_label
 
 from jobs.plan.extensions import Claim, resolve_extensions
@@ -142,7 +142,7 @@ class _Builder:
     def _webitel_values(user) -> dict[str, str]:
         return {
             "name": display_name(UserFacts(user.id, user.username, user.name, "", "")),
-            "extension": user.extension.strip(),
+            "extension": tidy(user.extension),
         }
 
     def _merge_fields(self, user, label: str, found) -> dict[str, str]:
@@ -188,12 +188,14 @@ class _Builder:
             sys_logins=self.s.sys_logins,
         )
         webitel_ext = {
-            u.extension.strip(): user_label(u.username, u.id) for u in self.s.users if u.extension.strip()
+            extension_key(u.extension): user_label(u.username, u.id)
+            for u in self.s.users
+            if extension_key(u.extension)
         }
         record_ext: dict[str, list[str]] = {}
         for record in self.s.records:
-            if record.active is not False and (record.extension or "").strip():
-                record_ext.setdefault(record.extension.strip(), []).append(
+            if record.active is not False and extension_key(record.extension):
+                record_ext.setdefault(extension_key(record.extension), []).append(
                     f"Creatio record {record.username or record.name!r} ({record.id})"
                 )
         usernames = {normalise_key(u.username) for u in self.s.users}
@@ -254,7 +256,7 @@ class _Builder:
         return kept
 
     def _plan_user(self, user, label: str, found, extension_refused: bool) -> None:
-        facts = UserFacts(user.id, user.username, user.name, user.email, user.extension.strip())
+        facts = UserFacts(user.id, user.username, user.name, user.email, tidy(user.extension))
         record = found.record
         if record is None and extension_refused:
             return  # not created at all while its extension clashes (the conflict says why)
@@ -267,6 +269,11 @@ class _Builder:
                     webitel_id=user.id,
                     field="extension",
                 )
+            )
+        elif problem := extension_problem(facts.extension):
+            self.warnings.append(
+                Issue("odd_extension", f"{problem}: imported as it is", user=label, webitel_id=user.id,
+                      field="extension")
             )
         contact = found.contact_id
         depends: tuple[str, ...] = ()
@@ -305,7 +312,7 @@ class _Builder:
             != (
                 display_name(UserFacts(user.id, user.username, user.name, "", ""))
                 if k == "name"
-                else user.extension.strip()
+                else tidy(user.extension)
             )
         }
         if extension_refused:
@@ -445,7 +452,7 @@ class _Builder:
         for record in self.s.records:
             if record.id in claimed_records or record.id in retiring_ids or record.active is False:
                 continue
-            ext = (record.extension or "").strip()
+            ext = extension_key(record.extension)
             if ext:
                 who = record.username or record.name or record.id
                 static.setdefault(ext, []).append(f"Creatio record {who!r} ({record.id})")
@@ -461,7 +468,7 @@ class _Builder:
                     )
                 )
         wanted = {
-            user.id: self.merged.get(user.id, {}).get("extension", user.extension.strip())
+            user.id: self.merged.get(user.id, {}).get("extension", tidy(user.extension))
             for user, _, _ in planned
         }
         claims = [

@@ -10,6 +10,7 @@ Times are stored as UTC. JSON columns are stored as text so that both databases 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import enum
 import json
 import uuid
@@ -224,6 +225,9 @@ def create_state_engine(url: str) -> Engine:
     in_memory = path in ("", ":memory:") or parsed.query.get("mode") == "memory"
     if not in_memory and not parsed.query.get("uri"):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # The store holds links, reports and the history: readable by its owner only. SQLite gives
+        # its -wal and -shm files the database file's permissions.
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
     engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
     @event.listens_for(engine, "connect")

@@ -334,3 +334,30 @@ def test_licenses_registry_and_matrix(cli_box):
     matrix = json.loads(cli(path, "licenses", "--users", "--json", "--search", one_user["username"]).stdout)
     assert [r["username"] for r in matrix] == [one_user["username"]]
     assert set(matrix[0]["licenses"]) == set(one_user["license"])
+
+
+def test_one_refused_grant_does_not_fail_the_users_other_grants(synced):
+    box, config = synced
+    full = box.data.notes["full_license"]  # Webitel itself refuses a new seat of it
+    ok = valid_named_license_with_room(box)
+    wid = next(w for w in imported(box)
+               if {full, ok["id"]}.isdisjoint(box.webitel_app.user(int(w))["license"]))
+
+    def grant(serial):
+        return Action(
+            "grant_webitel",
+            "WebitelGrant",
+            f"{wid}:{serial}",
+            f"grant:{wid}:{serial}",
+            "u",
+            int(wid),
+            new={"license": serial.lower()},
+        )
+
+    outcomes = webitel_grant_step(webitel_client(config), {}).run([grant(full), grant(ok["id"])])
+    assert [(o.action.new["license"], o.ok) for o in outcomes] == [
+        (full.lower(), False),
+        (ok["id"].lower(), True),
+    ]
+    held = set(box.webitel_app.user(int(wid))["license"])
+    assert ok["id"] in held and full not in held

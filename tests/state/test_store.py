@@ -451,3 +451,9 @@ def test_two_processes_write_one_file(sqlite_url: str) -> None:
     with StateStore.open(sqlite_url) as store:
         assert len(store.links("contact")) == 300
         assert sorted(len(store.run_events(r.run_id)) for r in store.recent_runs()) == [150, 150]
+
+
+def test_the_state_file_is_created_readable_by_its_owner_only(tmp_path):
+    path = tmp_path / "sub" / "state.sqlite"
+    StateStore.open(f"sqlite:///{path}").close()
+    assert path.stat().st_mode & 0o777 == 0o600

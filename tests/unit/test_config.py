@@ -215,3 +215,14 @@ def test_every_key_the_code_reads_is_documented_in_the_example():
 
     walk(AppConfig, data, "")
     assert missing == [], f"keys read by the code but not documented in config.example.toml: {missing}"
+
+
+def test_a_config_readable_by_others_is_named_in_a_warning(tmp_path, caplog):
+    path = write(tmp_path, GOOD)
+    path.chmod(0o644)
+    load_config(path)
+    assert any(str(path) in r.getMessage() and "chmod 600" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    path.chmod(0o600)
+    load_config(path)
+    assert not [r for r in caplog.records if "chmod" in r.getMessage()]

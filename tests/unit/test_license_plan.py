@@ -1,11 +1,13 @@
 """The licence plan and the three-way merge, tested directly, with hypothesis properties."""
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connector.creatio.records import GrantRecord, LicenseRecord
+from connector.webitel.models import License
 from jobs.plan.grants import merge_grants, next_baseline
 from jobs.plan.licenses import LicensePlanOptions, plan_licenses
 from jobs.read.snapshots import LicenseSnapshot
@@ -15,44 +17,16 @@ NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
 DOMAIN = "corp"
 
 
-@dataclass(frozen=True)
-class Lic:
-    serial: str
-    product: str = "CHAT"
-    name: str = ""
-    valid_from: datetime | None = NOW - timedelta(days=100)
-    valid_till: datetime | None = NOW + timedelta(days=100)
-    limit: int = 100
-    remain: int = 100
-    concurrent: bool = False
-
-    @property
-    def title(self):
-        return self.name or self.product
-
-    @property
-    def used(self):
-        return self.limit - self.remain
+# The real record classes of the boundary: a Webitel licence, Creatio's licence record and grant row.
+def Lic(serial: str, *, product: str = "CHAT", name: str = "", valid_from=NOW - timedelta(days=100),
+        valid_till=NOW + timedelta(days=100), limit: int = 100, remain: int = 100,
+        concurrent: bool = False) -> License:
+    return License(serial=serial, product=product, name=name, valid_from=valid_from, valid_till=valid_till,
+                   limit=limit, remain=remain, concurrent=concurrent)
 
 
-@dataclass(frozen=True)
-class LicRec:
-    id: str
-    serial: str
-    product: str = "CHAT"
-    name: str = "CHAT"
-    valid_from: datetime | None = None
-    valid_till: datetime | None = None
-    limit: int = 0
-    used: int = 0
-    concurrent: bool = False
-
-
-@dataclass(frozen=True)
-class Row:
-    id: str
-    user_id: str
-    license_id: str
+LicRec = LicenseRecord
+Row = GrantRecord
 
 
 USERS = ["1", "2", "3", "4"]
@@ -169,7 +143,8 @@ def test_property_plan_converges_minus_refusals_and_second_run_plans_nothing(w, 
         return sum(1 for _, s in grants_ if s == serial)
 
     # Seats move with the grants made in the run; the rest of the licence's use is outside the test.
-    licenses = tuple(replace(l, remain=l.remain - (held(w2, l.serial) - held(w, l.serial))) for l in LICS)
+    licenses = tuple(l.model_copy(update={"remain": l.remain - (held(w2, l.serial) - held(w, l.serial))})
+                     for l in LICS)
     snap2 = replace(snap, webitel_grants=grants, grant_rows=rows, baseline=b2, licenses=licenses)
     plan2, _ = plan_licenses(snap2, OPTS)
     assert [a for a in plan2.actions if a.kind != "update_license"] == []
@@ -222,9 +197,22 @@ def test_catalog_create_update_and_unchanged():
         LicenseSnapshot(domain=DOMAIN, now=NOW, licenses=(lic,), license_records=(record,)), OPTS
     )
     assert same.actions == ()
-    renewed = replace(lic, valid_till=lic.valid_till + timedelta(days=365))
+    renewed = lic.model_copy(update={"valid_till": lic.valid_till + timedelta(days=365)})
     upd, _ = plan_licenses(
         LicenseSnapshot(domain=DOMAIN, now=NOW, licenses=(renewed,), license_records=(record,)), OPTS
     )
     (update,) = upd.actions
     assert update.kind == "update_license" and set(update.new) == {"valid_till"}
+
+
+def test_a_licence_whose_values_cannot_be_true_is_reported_not_mirrored():
+    inverted = Lic("inv", valid_from=NOW + timedelta(days=30), valid_till=NOW - timedelta(days=30))
+    negative = Lic("neg", limit=-5, remain=-5)
+    plan, _ = plan_licenses(
+        LicenseSnapshot(domain="d", now=NOW, licenses=(inverted, negative, Lic("ok"))), LicensePlanOptions()
+    )
+    assert sorted((e.kind, e.field) for e in plan.errors) == [
+        ("invalid_license", "limit"),
+        ("invalid_license", "valid_from"),
+    ]
+    assert [a.key for a in plan.actions if a.kind == "create_license"] == ["license:ok"]
