@@ -15,6 +15,15 @@ from connector.creatio import odata
 URL_OVERHEAD = 400
 
 
+def fits_lookup(creatio, column: str, value) -> bool:
+    """Whether ``value`` can be looked up at all: alone in a filter, within the URL length allowed."""
+    try:
+        odata.chunk_any_of(column, [value], max_chars=creatio.settings.max_url_length - URL_OVERHEAD)
+    except ValueError:
+        return False
+    return True
+
+
 def pages(rows: int, page_size: int) -> int:
     """Requests a whole read of ``rows`` rows takes (an empty read still takes one)."""
     return max(1, math.ceil(rows / page_size))

@@ -26,9 +26,9 @@ from connector.webitel.models import WebitelUser
 from mappings.keys import normalise_key, tidy
 from connector.creatio.objects import ObjectModel
 from connector.creatio.values import EXTENSION_COMMUNICATION_TYPE, SYS_ADMIN_UNIT_USER
-from mappings.users import display_name
+from mappings.users import display_name, user_label
 
-from jobs.read.lookup import ReadStats, by_ids, lookup, pages
+from jobs.read.lookup import ReadStats, by_ids, fits_lookup, lookup, pages
 from jobs.read.snapshots import Issue, UsersSnapshot
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,8 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
     progress("confirming users and records missing from the reads")
     users += _confirm_webitel_users(webitel, records, links, users, invalid, stats)
     records += _confirm_records(creatio, model, records, links, unreadable, stats)
+    users, unsearchable = _searchable(creatio, users)
+    invalid += unsearchable
     names = {tidy(u.username) for u in users} | {display_name(u) for u in users}
     names.discard("")
     progress("looking up matching contacts")
@@ -147,18 +149,59 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
     return snapshot, stats
 
 
+def _searchable(creatio, users: list) -> tuple[list, list]:
+    """Users whose name and username can be looked up in Creatio, and an error for each that cannot.
+
+    A value too long for any URL (or one OData cannot carry) is that user's error, not the run's:
+    the user is left out of this run (and so neither matched nor taken for vanished).
+    """
+    ok, refused = [], []
+    for user in users:
+        bad = next(
+            (
+                field
+                for field, value in (("username", tidy(user.username)), ("name", display_name(user)))
+                if value and not fits_lookup(creatio, "Name", value)
+            ),
+            None,
+        )
+        if bad is None:
+            ok.append(user)
+            continue
+        size = len(tidy(user.username) if bad == "username" else display_name(user))
+        refused.append(
+            (
+                user.id,
+                Issue(
+                    "unsearchable_user",
+                    f"{bad} of {size} characters cannot be looked up in "
+                    "Creatio (too long for a request); not imported",
+                    user=user_label(user.username[:40], user.id),
+                    webitel_id=user.id,
+                    field=bad,
+                ),
+            )
+        )
+    return ok, refused
+
+
 def _confirm_webitel_users(webitel, records, links: dict[str, str], users, invalid, stats: ReadStats) -> list:
     """Linked Webitel users the full read did not return, read again by id; those that exist."""
     present = {str(u.id) for u in users} | {str(i) for i, _ in invalid if i is not None}
     by_record = {rid: wid for wid, rid in links.items()}
-    candidates = sorted({wid for r in records if (wid := r.webitel_id or by_record.get(r.id))}
-                        | set(links) - present, key=lambda w: (len(w), w))
+    candidates = sorted(
+        {wid for r in records if (wid := r.webitel_id or by_record.get(r.id))} | set(links) - present,
+        key=lambda w: (len(w), w),
+    )
     wanted = [int(w) for w in candidates if w.isdigit() and w not in present]
     found = []
     for start in range(0, len(wanted), CONFIRM_CHUNK):
-        chunk = wanted[start:start + CONFIRM_CHUNK]
-        found += [u for u in webitel.iter_users(id=chunk, fields=IMPORT_FIELDS)
-                  if isinstance(u, WebitelUser) and u.id in chunk]
+        chunk = wanted[start : start + CONFIRM_CHUNK]
+        found += [
+            u
+            for u in webitel.iter_users(id=chunk, fields=IMPORT_FIELDS)
+            if isinstance(u, WebitelUser) and u.id in chunk
+        ]
     if wanted:
         stats.floor["webitel users by id"] = pages(len(wanted), CONFIRM_CHUNK)
         stats.strategies["confirm vanished users"] = f"{len(found)} of {len(wanted)} found by id"
