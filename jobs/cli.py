@@ -2,14 +2,21 @@
 
 Each command is a ``cmd_*`` function in its module of ``jobs.commands``, bound to its sub-command
 with ``set_defaults(func=...)``; this module only parses arguments, sets up logging and turns
-errors into exit codes through one table (0 in sync, 1 failed, 2 bad usage or config, 3 conflicts).
+errors into exit codes through one table (0 in sync, 1 failed, 2 bad usage or config, 3
+conflicts, 130 interrupted). Whatever else goes wrong is one line on the terminal and a full
+trace in a file, never a traceback in the administrator's face.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
+import traceback
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from typing import Sequence
 
 from connector.errors import AuthError, ConfigError, Refused, SyncError
@@ -32,99 +39,217 @@ FAILURES: tuple[tuple[type[BaseException], str, int], ...] = (
     (Refused, "refused", exit_codes.FAILED),
     (AuthError, "not authorised", exit_codes.FAILED),
     (SyncError, "failed", exit_codes.FAILED),
-    (KeyboardInterrupt, "interrupted", exit_codes.FAILED),
+    (KeyboardInterrupt, "interrupted", exit_codes.INTERRUPTED),
 )
+
+EXAMPLES = """\
+examples:
+  webitel-creatio-sync demo                      sandbox servers, sample data, one sync
+  webitel-creatio-sync --config prod.toml check  reach both systems, verify the Creatio model
+  webitel-creatio-sync run --dry-run             what a sync would change, writing nothing
+  webitel-creatio-sync run --job users --json    the users import, its report as JSON
+  webitel-creatio-sync history                   recent runs; history RUN_ID for one run
+  webitel-creatio-sync licenses --users          who holds which licence
+
+exit codes: 0 in sync, 1 failed (or refused by a safety cap), 2 bad usage or configuration,
+3 finished with conflicts left for an administrator, 130 interrupted (Ctrl-C).
+"""
+
+
+def _program_version() -> str:
+    try:
+        return version("webitel-creatio-sync")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _global_options(parser: argparse.ArgumentParser, *, top: bool, log_format: bool = True) -> None:
+    """``--config``, ``--log-level``, ``--log-format``: accepted before the command and after it.
+
+    On a sub-command they default to ``SUPPRESS``, so a value given there wins over one given
+    before the command, and one not given there leaves the top-level value alone.
+    """
+    default = (lambda value: value) if top else (lambda value: argparse.SUPPRESS)
+    parser.add_argument("--config", metavar="FILE", default=default(None),
+                        help="the config file (default: $WCSYNC_CONFIG, else ./config.toml)")
+    parser.add_argument(
+        "--log-level",
+        default=default("WARNING"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much to log on standard error (default WARNING)",
+    )
+    if log_format:
+        parser.add_argument(
+            "--log-format",
+            default=default("text"),
+            choices=["text", "json"],
+            help="log lines as text or JSON (default text)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="webitel-creatio-sync",
         description="Keep Webitel telephony users, extensions and licences in step with Creatio.",
-        epilog="Exit codes: 0 in sync, 1 failed, 2 bad usage or configuration, "
-        "3 conflicts left for an admin.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--config", metavar="FILE", help="config file (default: $WCSYNC_CONFIG or ./config.toml)"
-    )
-    parser.add_argument(
-        "--log-level",
-        default="WARNING",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log verbosity (default WARNING)",
-    )
-    parser.add_argument("--log-format", default="text", choices=["text", "json"], help="log line format")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_program_version()}")
+    _global_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    run = sub.add_parser("run", help="run one sync cycle now (users, then licences)")
-    run.set_defaults(func=cmd_run)
+    def command(name: str, func, help: str, *, log_format: bool = True, epilog: str | None = None):
+        cmd = sub.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _global_options(cmd, top=False, log_format=log_format)
+        cmd.set_defaults(func=func)
+        return cmd
+
+    run = command(
+        "run",
+        cmd_run,
+        "run one sync cycle now (users, then licences)",
+        epilog=("examples:\n  run --dry-run\n  run --job licenses --json\n  run --allow-deactivations 38"),
+    )
     run.add_argument("--dry-run", action="store_true", help="print the plan and write nothing")
     run.add_argument("--json", action="store_true", help="print the run report as one JSON object")
-    run.add_argument("--job", choices=["users", "licenses", "all"], default="all", help="run one job only")
+    run.add_argument(
+        "--job",
+        choices=["users", "licenses", "all"],
+        default="all",
+        help="run one job only (default all: users, then licences)",
+    )
+    run.add_argument(
+        "--allow-deactivations",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="approve this run's deactivations and deletions up to N, over the cap",
+    )
+    run.add_argument(
+        "--allow-revocations",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="approve this run's licence revocations up to N, over the cap",
+    )
 
-    serve = sub.add_parser("serve", help="run the scheduled worker until stopped (SIGTERM or Ctrl-C)")
-    serve.set_defaults(func=cmd_serve)
+    serve = command(
+        "serve", cmd_serve, "run the scheduled worker until stopped (SIGTERM or Ctrl-C)", log_format=False
+    )
     serve.add_argument(
         "--log-format",
         dest="serve_log_format",
         choices=["auto", "text", "json"],
         default="auto",
-        help="log line format of the worker (default auto: text on a terminal, "
-        "JSON otherwise, unless --log-format json comes before the command)",
+        help="log line format of the worker (default auto: text on a terminal, JSON otherwise)",
     )
-    check = sub.add_parser("check", help="validate the config and reach both systems")
-    check.set_defaults(func=cmd_check)
-    check.add_argument("--offline", action="store_true", help="only validate the config file")
 
-    licenses = sub.add_parser("licenses", help="the Webitel licence registry")
-    licenses.set_defaults(func=cmd_licenses)
-    licenses.add_argument("--json", action="store_true")
+    check = command(
+        "check",
+        cmd_check,
+        "validate the config and reach both systems",
+        epilog="examples:\n  check\n  check --offline",
+    )
+    check.add_argument("--offline", action="store_true", help="only validate the config file; reach nothing")
+
+    licenses = command(
+        "licenses",
+        cmd_licenses,
+        "the Webitel licence registry, expiring licences flagged",
+        epilog="examples:\n  licenses\n  licenses --users --search ann\n  licenses --product CHAT",
+    )
+    licenses.add_argument("--json", action="store_true", help="print the rows as JSON (full values)")
     licenses.add_argument("--users", action="store_true", help="the user x licence matrix instead")
-    licenses.add_argument("--product", help="only this product")
-    licenses.add_argument("--search", help="only users whose name or username contains this")
+    licenses.add_argument("--product", help="only licences of this product (e.g. CHAT)")
+    licenses.add_argument("--search", help="with --users: only users whose name or username contains this")
 
-    license_cmd = sub.add_parser("license", help="grant or remove one licence")
-    license_cmd.set_defaults(func=cmd_license)
-    license_cmd.add_argument("action", choices=["assign", "revoke"])
-    license_cmd.add_argument("user", help="Webitel username")
-    license_cmd.add_argument("license", help="licence serial, or a product with exactly one valid licence")
+    license_cmd = command(
+        "license",
+        cmd_license,
+        "grant or remove one licence, mirrored to Creatio",
+        epilog="examples:\n  license assign ann.lee CHAT\n  license revoke ann.lee 3f2a9c",
+    )
+    license_cmd.add_argument("action", choices=["assign", "revoke"], help="assign or revoke")
+    license_cmd.add_argument("user", help="the Webitel username")
+    license_cmd.add_argument(
+        "license",
+        help="a licence serial (a unique prefix is enough), or a product with exactly one licence that fits",
+    )
 
-    upload = sub.add_parser("license-upload", help="upload a licence key to Webitel")
-    upload.set_defaults(func=cmd_license_upload)
+    upload = command(
+        "license-upload",
+        cmd_license_upload,
+        "upload a licence key to Webitel",
+        epilog="examples:\n  license-upload --file key.txt\n  license-upload - < key.txt",
+    )
     upload.add_argument("key", nargs="?", help="the key, or - to read it from standard input")
     upload.add_argument("--file", help="read the key from this file")
 
-    history = sub.add_parser("history", help="recent runs, or one run's per-object events")
-    history.set_defaults(func=cmd_history)
-    history.add_argument("run_id", nargs="?", help="show this run's events (a unique prefix is enough)")
-    history.add_argument("--limit", type=int, default=20)
-    history.add_argument("--json", action="store_true")
-    history.add_argument("--object", help="every event of one object key across runs")
+    history = command(
+        "history",
+        cmd_history,
+        "recent runs, one run's events, or one user's story",
+        epilog="examples:\n  history\n  history 3f2a9c1b\n  history --object ann.lee\n"
+        "  history --object 1043 --json",
+    )
+    history.add_argument("run_id", nargs="?", help="show this run's events (a unique prefix of 6 or more)")
+    history.add_argument("--limit", type=_count, default=20, help="how many runs or events (default 20)")
+    history.add_argument("--json", action="store_true", help="print as JSON")
+    history.add_argument(
+        "--object",
+        metavar="USER_OR_KEY",
+        help="one user's story across runs: a Webitel username or id, or an event key",
+    )
 
-    demo = sub.add_parser("demo", help="start the sandbox with sample data and run a sync against it")
-    demo.set_defaults(func=cmd_demo)
-    demo.add_argument("--users", type=int, default=300)
-    demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--json", action="store_true")
+    demo = command("demo", cmd_demo, "start the sandbox with sample data and run a sync against it")
+    demo.add_argument("--users", type=_count, default=300, help="Webitel users to generate (default 300)")
+    demo.add_argument("--seed", type=int, default=7, help="seed of the generated data (default 7)")
+    demo.add_argument("--json", action="store_true", help="print the run reports as JSON")
 
-    sandbox = sub.add_parser("sandbox", help="serve the sandbox Webitel and Creatio servers for exploring")
-    sandbox.set_defaults(func=cmd_sandbox)
-    sandbox.add_argument("--users", type=int, default=300)
-    sandbox.add_argument("--seed", type=int, default=7)
+    sandbox = command(
+        "sandbox",
+        cmd_sandbox,
+        "serve the sandbox Webitel and Creatio servers for exploring",
+        epilog="example:\n  sandbox --config-out sandbox.toml",
+    )
+    sandbox.add_argument("--users", type=_count, default=300, help="Webitel users to generate (default 300)")
+    sandbox.add_argument("--seed", type=int, default=7, help="seed of the generated data (default 7)")
     sandbox.add_argument("--config-out", metavar="PATH", help="write a config pointing at the sandbox here")
-    sandbox.add_argument("--webitel-port", type=int, default=0)
-    sandbox.add_argument("--creatio-port", type=int, default=0)
+    sandbox.add_argument(
+        "--webitel-port", type=int, default=0, help="port of the Webitel server (default: free)"
+    )
+    sandbox.add_argument(
+        "--creatio-port", type=int, default=0, help="port of the Creatio server (default: free)"
+    )
     return parser
+
+
+def _count(text: str) -> int:
+    """A whole number of 0 or more (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, not {value}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
+    except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help and --version
         return int(exc.code or 0)
     from jobs.logs import setup_logging
 
-    setup_logging(args.log_level, args.log_format)
+    setup_logging(args.log_level, args.log_format if hasattr(args, "log_format") else "text")
     try:
         return args.func(args)
     except (SyncError, KeyboardInterrupt) as exc:
@@ -133,3 +258,35 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{prefix}: {exc}" if str(exc) else prefix, file=sys.stderr)
                 return code
         raise
+    except BrokenPipeError:  # `history | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return exit_codes.OK
+    except Exception as exc:  # a bug: one line here, the whole trace in a file
+        where = _crash_report(exc)
+        print(
+            f"internal error: {type(exc).__name__}: {_scrubbed(str(exc))[:300]} (full trace in {where}; "
+            "please report it)",
+            file=sys.stderr,
+        )
+        return exit_codes.FAILED
+
+
+def _scrubbed(text: str) -> str:
+    from jobs.logs import scrub
+
+    return scrub(text)
+
+
+def _crash_report(exc: BaseException) -> str:
+    """Write the trace of an unexpected error (secrets scrubbed) to a file of its own; its path."""
+    text = _scrubbed("".join(traceback.format_exception(exc)))
+    name = f"webitel-creatio-sync-crash-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
+    path = os.path.join(tempfile.gettempdir(), name)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError:
+        log.error("internal error:\n%s", text)
+        return "the log (standard error)"
+    return path

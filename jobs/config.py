@@ -233,17 +233,71 @@ def config_path(explicit: str | None = None) -> Path:
 def load_config(path: str | Path | None = None, *, data: dict | None = None) -> AppConfig:
     """Read, merge and validate the configuration.
 
+    A relative SQLite path in ``[state] url`` is resolved against the config file's folder, so
+    every command run from any folder with the same config uses the same state store.
+
     Args:
         path: the TOML file (see ``config_path``); ignored when ``data`` is given.
-        data: an already parsed mapping (tests, the demo).
+        data: an already parsed mapping (tests, the demo); relative paths stay relative to the
+            working folder.
 
     Raises:
         ConfigError: naming the file, the key path and what was expected.
     """
-    source = "<given settings>"
+    data, source, base = _read(path, data)
+    try:
+        config = AppConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, source)) from None
+    if base is not None:
+        config.state.url = resolve_state_url(config.state.url, base)
+    return config
+
+
+class StateOnlyConfig(BaseSettings):
+    """The ``[state]`` table alone: what read-only views (``history``) need; the rest is not checked."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore",
+                                      case_sensitive=False)
+
+    state: StateSettings = StateSettings()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, *args: Any, **kwargs: Any):
+        return env_settings, init_settings
+
+
+def load_state_config(path: str | Path | None = None, *, data: dict | None = None) -> StateOnlyConfig:
+    """Only ``[state]`` of the configuration (no credentials needed); see ``load_config``."""
+    data, source, base = _read(path, data)
+    try:
+        config = StateOnlyConfig(**{k: v for k, v in data.items() if k == "state"})
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, source)) from None
+    if base is not None:
+        config.state.url = resolve_state_url(config.state.url, base)
+    return config
+
+
+def resolve_state_url(url: str, base: Path) -> str:
+    """A ``sqlite:///relative/path`` made absolute against ``base`` (other URLs as they are)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return url
+    path, _, query = url[len(prefix):].partition("?")
+    if not path or path == ":memory:" or Path(path).is_absolute():
+        return url
+    return prefix + str((base / path).resolve()) + (f"?{query}" if query else "")
+
+
+def _read(path: str | Path | None, data: dict | None) -> tuple[dict, str, Path | None]:
+    """The configuration as a mapping (file, then secret files), its source, and the file's folder."""
+    source, base = "<given settings>", None
     if data is None:
         file = config_path(str(path) if path else None)
-        source = str(file)
+        source, base = str(file), file.resolve().parent
+        if file.is_dir():
+            raise ConfigError(f"{file}: is a folder, not a config file (pass --config FILE)")
         if not file.exists():
             raise ConfigError(
                 f"{file}: config file not found (pass --config FILE or set WCSYNC_CONFIG; "
@@ -253,12 +307,10 @@ def load_config(path: str | Path | None = None, *, data: dict | None = None) -> 
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: cannot be read: {exc}") from None
         warn_if_readable(file)
-    data = _merge(data, _secret_files())
-    try:
-        return AppConfig(**data)
-    except ValidationError as exc:
-        raise ConfigError(describe_errors(exc, source)) from None
+    return _merge(data, _secret_files()), source, base
 
 
 def warn_if_readable(path: Path) -> None:

@@ -14,6 +14,14 @@ from jobs.plan import Issue, Plan
 
 @dataclass
 class RunReport:
+    """One job's run: its plan, what was applied, and how it ended.
+
+    Outcomes: ``in_sync``; ``conflicts`` (finished, something left for an administrator);
+    ``failed`` (with ``failure``, the reason); ``interrupted`` (stopped by a signal, a lost lease or
+    a dead process: what was applied stays, a re-run continues); ``refused`` (a safety cap or a
+    budget stopped it before anything destructive); ``planned`` for a dry run.
+    """
+
     run_id: str
     job: str
     dry_run: bool
@@ -34,22 +42,31 @@ class RunReport:
         if self.interrupted:
             return "interrupted"
         if self.plan.guard is not None:
-            return "guard_tripped"
+            return "refused"
         if self.plan.conflicts or self.errors:
             return "conflicts"
         return "planned" if self.dry_run else "in_sync"
 
     def exit_code(self) -> int:
-        if self.outcome in ("failed", "guard_tripped", "interrupted"):
+        if self.outcome in ("failed", "refused", "interrupted"):
             return exit_codes.FAILED
         if self.outcome == "conflicts":
             return exit_codes.CONFLICTS
         return exit_codes.OK
 
     def counts(self) -> dict[str, int]:
+        """Changes by kind, and the conflicts, warnings and errors.
+
+        Once a plan was applied (even in part), the changes by kind are those that landed, and
+        ``planned`` says how many were planned: an interrupted run never counts as made what
+        was not.
+        """
         counts = self.plan.counts()
         counts["errors"] = len(self.errors)
         if self.applied is not None:
+            landed = Counter(o.action.kind for o in self.applied.outcomes if o.ok)
+            counts.update({kind: landed.get(kind, 0) for kind in Counter(a.kind for a in self.plan.actions)})
+            counts["planned"] = len(self.plan.actions)
             counts["applied"] = sum(1 for o in self.applied.outcomes if o.ok and o.action.writes)
             counts["failed"] = sum(1 for o in self.applied.outcomes if not o.ok)
         return counts
@@ -74,6 +91,8 @@ class RunReport:
                "errors": [e.as_dict() for e in self.errors]}
         if self.failure:
             out["failure"] = self.failure
+        if self.plan.guard is not None:
+            out["refused"] = {**self.plan.guard.as_dict(), "users": list(self.plan.guard.others)}
         out.update(self.details)
         return out
 
@@ -98,6 +117,14 @@ def render_text(report: RunReport, *, limit: int = 20) -> str:
         lines.append(f"  written: {counts.get('applied', 0)}, failed: {counts.get('failed', 0)}")
     if report.failure:
         lines.append(f"  FAILED: {report.failure}")
+    if report.interrupted:
+        lines.append(f"  INTERRUPTED: what was written stays; re-run to continue (run {report.run_id})")
+    guard = report.plan.guard
+    if guard is not None and guard.others:
+        lines.append(f"  {guard.kind}: the {len(guard.others)} users it would touch:")
+        lines += [f"    - {who}" for who in guard.others[:limit]]
+        if len(guard.others) > limit:
+            lines.append(f"    ... and {len(guard.others) - limit} more (see --json)")
     for title, issues in (
         ("conflicts (left for an administrator)", report.plan.conflicts),
         ("errors", report.errors),
@@ -132,7 +159,7 @@ def render_text(report: RunReport, *, limit: int = 20) -> str:
     return "\n".join(lines)
 
 
-OUTCOME_ORDER = ("failed", "guard_tripped", "interrupted", "conflicts", "planned", "in_sync")
+OUTCOME_ORDER = ("failed", "interrupted", "refused", "conflicts", "planned", "in_sync")
 
 
 def combined_json(reports: list[RunReport], *, actions: bool = True) -> dict[str, Any]:

@@ -75,7 +75,8 @@ def batch_step(kinds: tuple[str, ...], creatio, to_op: Callable[[Action], BatchO
 def apply_plan(plan: Plan, steps: Iterable[Step], *, store, run_id: str, now: Callable[[], datetime],
                links_of: Callable[[list[Outcome]], tuple[dict, list[tuple[str, str]]]] = lambda o: ({}, []),
                progress: Callable[[int, int], None] = lambda done, total: None,
-               stop_requested: Callable[[], bool] = lambda: False) -> ApplyResult:
+               stop_requested: Callable[[], bool] = lambda: False,
+               result: ApplyResult | None = None) -> ApplyResult:
     """Execute ``plan`` step by step and record every outcome in ``store`` chunk by chunk.
 
     Args:
@@ -87,8 +88,10 @@ def apply_plan(plan: Plan, steps: Iterable[Step], *, store, run_id: str, now: Ca
         links_of: outcomes -> (links to put by kind, (kind, key) links to delete).
         progress: called with (actions done, actions in all).
         stop_requested: checked between chunks; True ends the run after the chunk in flight.
+        result: filled as chunks land (default: a new one), so a caller interrupted mid-way
+            still holds the outcomes of every chunk that landed.
     """
-    result = ApplyResult()
+    result = result if result is not None else ApplyResult()
     failed_ids: set[str] = set()
     total, done = len(plan.actions), 0
     for step in steps:

@@ -67,8 +67,8 @@ def user_steps(webitel, creatio, model: ObjectModel, *, password: str = "generat
 
 
 def user_links(outcomes: list[Outcome]) -> tuple[dict, list[tuple[str, str]]]:
-    """Links established (Webitel id -> record, with the agreed name and extension; Webitel id ->
-    created contact) and links removed."""
+    """Links established (Webitel id -> record, with the agreed name and extension and the
+    username; Webitel id -> created contact) and links removed."""
     links: dict[str, list[tuple]] = {"webitel_user": [], "contact": []}
     unlink: list[tuple[str, str]] = []
     for o in outcomes:
@@ -81,7 +81,8 @@ def user_links(outcomes: list[Outcome]) -> tuple[dict, list[tuple[str, str]]]:
                 (
                     o.detail["webitel_id"],
                     a.id,
-                    {"name": new.get("name", ""), "extension": new.get("extension", "")},
+                    {"name": new.get("name", ""), "extension": new.get("extension", ""),
+                     "username": new.get("username", "")},
                 )
             )
             continue
@@ -91,8 +92,13 @@ def user_links(outcomes: list[Outcome]) -> tuple[dict, list[tuple[str, str]]]:
         if a.kind in ("delete_record", "delete_webitel_user"):
             unlink.append(("webitel_user", wid))
         elif a.object == "WebitelUser" or a.kind == "update_webitel_user":
+            # The username rides along with the agreed fields, so ``history --object USERNAME``
+            # can find the user from the state store alone.
+            username = a.user.rsplit(" (id ", 1)[0]
             links["webitel_user"].append(
-                (wid, a.id, a.link_extra) if a.link_extra is not None else (wid, a.id)
+                (wid, a.id, {**a.link_extra, "username": username})
+                if a.link_extra is not None
+                else (wid, a.id)
             )
         elif a.kind == "create_contact":
             links["contact"].append((wid, a.id))

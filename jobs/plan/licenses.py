@@ -31,6 +31,7 @@ class LicensePlanOptions:
     first_run_winner: str = "webitel"
     max_revocations: int = 50
     max_revocation_share: float = 0.10
+    approved_revocations: int = 0  # ``run --allow-revocations N``: this run may revoke up to N
 
 
 @dataclass(frozen=True)
@@ -102,13 +103,17 @@ def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[P
     revokes = _revocations(snap, merge, rows_by_grant)
     total = len(sets.webitel | sets.creatio)
     limit = min(options.max_revocations, math.ceil(options.max_revocation_share * total))
+    limit = max(limit, options.approved_revocations)
     guard = None
     if len(revokes) > limit:
+        touched = sorted({a.user for a in revokes}, key=lambda label: label.casefold())
         guard = Issue(
             "revocation_cap",
             f"{len(revokes)} licence revocations planned, more than the limit of {limit} "
             f"(max_revocations {options.max_revocations}, max_revocation_share "
-            f"{options.max_revocation_share} of {total} grants); nothing was revoked",
+            f"{options.max_revocation_share} of {total} grants); nothing was revoked. "
+            f"To approve this run: run --allow-revocations {len(revokes)}",
+            others=tuple(touched),
         )
         conflicts.append(guard)
         revokes = []

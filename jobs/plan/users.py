@@ -40,6 +40,9 @@ class UserPlanOptions:
     max_deactivation_share: float = 0.10
     sync_extension_communication: bool = True
     mapped_fields: frozenset[str] = frozenset(COMPARED)  # the record fields whose column the site has
+    # An administrator's approval of this one run: up to this many deactivations and deletions go
+    # ahead even over the cap (``run --allow-deactivations N``).
+    approved_deactivations: int = 0
     provisioning: ProvisionOptions = ProvisionOptions(enabled=False)
 
 
@@ -501,13 +504,21 @@ class _Builder:
             gone = [r for r in gone if r.active is not False]
         active_linked = sum(1 for r in linked if r.active is not False) + len(deleted)
         limit = min(self.o.max_deactivations, math.ceil(self.o.max_deactivation_share * active_linked))
+        limit = max(limit, self.o.approved_deactivations)
         if len(gone) + len(deleted) > limit:
+            by_record = {rid: wid for wid, rid in self.s.links.items()}
+            names = {u.id: u.username for u in self.s.users}
+            touched = [user_label(r.username or r.name, r.webitel_id or by_record.get(r.id, "?"))
+                       for r in gone]
+            touched += [user_label(names.get(wid, "?"), wid) for wid in sorted(deleted)]
             guard = Issue(
                 "deactivation_cap",
                 f"{len(gone)} Webitel users disappeared and {len(deleted)} records "
                 "were deleted in Creatio, more than the limit of "
                 f"{limit} (max_deactivations {self.o.max_deactivations}, max_deactivation_share "
-                f"{self.o.max_deactivation_share} of {active_linked}); nothing was deactivated or deleted",
+                f"{self.o.max_deactivation_share} of {active_linked}); nothing was deactivated or deleted. "
+                f"To approve this run: run --allow-deactivations {len(gone) + len(deleted)}",
+                others=tuple(touched),
             )
             self.conflicts.append(guard)
             return gone, guard

@@ -17,7 +17,7 @@ import os
 import uuid
 from typing import Iterator, Iterable, Mapping, Sequence
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from jobs.state import records, schema
@@ -26,6 +26,8 @@ from jobs.state.records import Event, Link, RunRecord, event_from_row, link_from
 from jobs.state.schema import as_utc, upsert, write_transaction
 
 MIN_RUN_PREFIX = 6
+STALE_REASON = ("the process running it ended before it finished (killed, crashed or the machine stopped); "
+                "what was written stays, and the next run continued")
 # Settings key marking that a licence sync has set the baseline (even to the empty set).
 BASELINE_SET_KEY = "baseline.set_at"
 _LINK_KEYS = ("kind", "source_key")
@@ -282,17 +284,46 @@ class StateStore:
         with self._engine.connect() as connection:
             return [event_from_row(row) for row in connection.execute(statement)]
 
-    def object_history(self, key: str, limit: int = 50) -> list[tuple[RunRecord, Event]]:
-        """Every event for one object key across runs, newest first, each with its run."""
+    def object_history(self, keys: str | Sequence[str], limit: int = 50) -> list[tuple[RunRecord, Event]]:
+        """Every event of some object keys across runs, newest first, each with its run.
+
+        Args:
+            keys: one key, or several; a key ending in ``:`` stands for every key it begins
+                (``grant:17:`` is all of user 17's grants).
+        """
         e, r = schema.events, schema.runs
+        keys = [keys] if isinstance(keys, str) else list(keys)
+        conditions = [e.c.key == k if not k.endswith(":") else
+                      func.substr(e.c.key, 1, len(k)) == k for k in keys]
         with self._engine.connect() as connection:
             rows = connection.execute(
-                select(e).where(e.c.key == key).order_by(e.c.id.desc()).limit(limit)
+                select(e).where(or_(*conditions)).order_by(e.c.id.desc()).limit(limit)
             ).all()
             run_ids = {row.run_id for row in rows}
             found = connection.execute(select(r).where(r.c.run_id.in_(run_ids))) if run_ids else []
             by_id = {row.run_id: run_from_row(row) for row in found}
         return [(by_id[row.run_id], event_from_row(row)) for row in rows]
+
+    def webitel_id_of(self, username: str, *, scan: int = 100_000) -> str | None:
+        """The Webitel id of ``username``: from the links (which keep each user's username), else
+        from the newest ``scan`` Webitel-user events that wrote one; None when neither knows it."""
+        e, t = schema.events, schema.links
+        wanted = username.strip().casefold()
+        with self._engine.connect() as connection:
+            links = connection.execution_options(yield_per=2000).execute(
+                select(t.c.source_key, t.c.extra).where(t.c.kind == "webitel_user"))
+            for source_key, extra in links:
+                if isinstance(extra, dict) and str(extra.get("username", "")).strip().casefold() == wanted:
+                    return source_key
+            rows = connection.execute(
+                select(e.c.key, e.c.new)
+                .where(func.substr(e.c.key, 1, 13) == "webitel_user:", e.c.new.like('%"username"%'))
+                .order_by(e.c.id.desc()).limit(scan)
+            )
+            for key, new in rows:
+                if isinstance(new, dict) and str(new.get("username", "")).strip().casefold() == wanted:
+                    return key.split(":", 1)[1]
+        return None
 
     def mark_stale_runs(self, *, now: dt.datetime, older_than_s: float) -> int:
         """Mark runs still ``"running"`` that started over ``older_than_s`` ago as ``"interrupted"``.
@@ -308,13 +339,25 @@ class StateStore:
         now = as_utc(now)
         t = schema.runs
         cutoff = now - dt.timedelta(seconds=older_than_s)
+        e = schema.events
         with write_transaction(self._engine) as connection:
-            result = connection.execute(
-                update(t)
-                .where(t.c.outcome == "running", t.c.started_at < cutoff)
-                .values(outcome="interrupted", finished_at=now)
-            )
-            return result.rowcount
+            stale = connection.execute(
+                select(t.c.run_id).where(t.c.outcome == "running", t.c.started_at < cutoff)
+            ).scalars().all()
+            for run_id in stale:
+                # What landed before the process died, from the events recorded batch by batch.
+                landed = connection.execute(
+                    select(e.c.action, func.count())
+                    .where(e.c.run_id == run_id, e.c.outcome.in_(("applied", "already_existed")))
+                    .group_by(e.c.action)
+                ).all()
+                counts = {action: n for action, n in landed}
+                counts["applied"] = sum(counts.values())
+                connection.execute(
+                    update(t).where(t.c.run_id == run_id, t.c.outcome == "running").values(
+                        outcome="interrupted", finished_at=now, counts=counts,
+                        report={"run_id": run_id, "outcome": "interrupted", "failure": STALE_REASON}))
+            return len(stale)
 
     # --- licence-grant baseline --------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 from connector.errors import LockBusy
 
@@ -58,9 +58,33 @@ def held_run_lock(store, config: AppConfig, *, job: str,
             log.warning("%s: could not release the run lock (%s); its lease will expire", job, exc)
 
 
+def mark_abandoned_runs(store, *, clock: Callable[[], datetime] = utcnow) -> int:
+    """Mark runs left "running" by a process that died, when no run is live (the lock is free).
+
+    For read-only views (``history``): they take the lock for a moment only, and leave it alone
+    when a run holds it (then "running" may well be true).
+    """
+    lock = store.lock(LOCK_NAME, clock=clock)
+    if not lock.acquire():
+        return 0
+    try:
+        return store.mark_stale_runs(now=clock(), older_than_s=0)
+    finally:
+        lock.release()
+
+
 def run_once(config: AppConfig, *, dry_run: bool = False, jobs: tuple[str, ...] = ("users", "licenses"),
-             progress: Progress | None = None, webitel=None, creatio=None) -> list[RunReport]:
-    """Run the given jobs once, in order. A dry run takes no lock (it writes nothing to the systems)."""
+             progress: Progress | None = None, webitel=None, creatio=None,
+             stop_requested: Callable[[], bool] = lambda: False,
+             approve: Mapping[str, int] | None = None) -> list[RunReport]:
+    """Run the given jobs once, in order. A dry run takes no lock (it writes nothing to the systems).
+
+    Args:
+        stop_requested: turns True when the run should stop (a signal): the job in progress stops
+            after its batch in flight and is recorded as interrupted; later jobs do not start.
+        approve: this run's approvals over the safety caps (``{"deactivations": N}``,
+            ``{"revocations": N}``), recorded with the run.
+    """
     webitel = webitel or webitel_client(config)
     creatio = creatio or creatio_client(config)
     reports: list[RunReport] = []
@@ -72,6 +96,9 @@ def run_once(config: AppConfig, *, dry_run: bool = False, jobs: tuple[str, ...] 
             return reports
         with held_run_lock(store, config, job="run") as keeper:
             for job in jobs:
+                if stop_requested():
+                    break
                 reports.append(JOBS[job](config, webitel=webitel, creatio=creatio, store=store, dry_run=False,
-                                         progress=shown, heartbeat=keeper.held))
+                                         progress=shown, heartbeat=keeper.held, stop_requested=stop_requested,
+                                         approve=approve))
     return reports

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Mapping
 
-from jobs.apply.engine import apply_plan
+from jobs.apply.engine import ApplyResult, apply_plan
 from jobs.apply.licenses import license_steps, sides_after
 from jobs.config import AppConfig
 from jobs.plan import Issue, Plan
@@ -19,17 +19,22 @@ from jobs.sync.recording import record_plan_events, recorded_run, utcnow, webite
 log = logging.getLogger(__name__)
 
 
-def license_plan_options(config: AppConfig) -> LicensePlanOptions:
+def license_plan_options(config: AppConfig, approve: Mapping[str, int] | None = None) -> LicensePlanOptions:
     lic = config.licenses
     return LicensePlanOptions(first_run_winner=lic.first_run_winner, max_revocations=lic.max_revocations,
-                              max_revocation_share=lic.max_revocation_share)
+                              max_revocation_share=lic.max_revocation_share,
+                              approved_revocations=(approve or {}).get("revocations", 0))
 
 
 def run_licenses(config: AppConfig, *, webitel, creatio, store, dry_run: bool = False,
                  clock: Callable[[], datetime] = utcnow, progress=None,
                  stop_requested: Callable[[], bool] = lambda: False,
-                 heartbeat: Callable[[], bool] = lambda: True) -> RunReport:
-    """Push the licence catalog to Creatio and merge grants both ways (see ``jobs.plan.licenses``)."""
+                 heartbeat: Callable[[], bool] = lambda: True,
+                 approve: Mapping[str, int] | None = None) -> RunReport:
+    """Push the licence catalog to Creatio and merge grants both ways (see ``jobs.plan.licenses``).
+
+    Stopping and ``approve`` (``{"revocations": N}``) work as in ``jobs.sync.users.run_users``.
+    """
     model = config.creatio.objects
     with recorded_run(store, "licenses", dry_run, clock) as report:
         say = progress.phase if progress else (lambda text: log.info(text))
@@ -50,13 +55,18 @@ def run_licenses(config: AppConfig, *, webitel, creatio, store, dry_run: bool = 
             now=clock(),
             progress=say,
         )
-        report.plan, sets = plan_licenses(snapshot, license_plan_options(config))
+        report.plan, sets = plan_licenses(snapshot, license_plan_options(config, approve))
+        if approve:
+            report.details["approved"] = dict(approve)
         report.details["read_floor"] = floor
         if not dry_run:
-            if report.plan.actions:
+            if report.plan.actions and stop_requested():
+                report.interrupted = True  # stopped before the first write: nothing applied
+            elif report.plan.actions:
                 say(f"writing {report.plan.writes} licence changes")
                 serial_case = {lic.serial.lower(): lic.serial for lic in snapshot.licenses}
-                report.applied = apply_plan(
+                report.applied = ApplyResult()
+                apply_plan(
                     report.plan,
                     license_steps(webitel, creatio, model, serial_case),
                     store=store,
@@ -64,6 +74,7 @@ def run_licenses(config: AppConfig, *, webitel, creatio, store, dry_run: bool = 
                     now=clock,
                     progress=progress.advance if progress else (lambda d, t: None),
                     stop_requested=lambda: not heartbeat() or stop_requested(),
+                    result=report.applied,
                 )
                 report.interrupted = report.applied.stopped
             after_w, after_c = sides_after(sets.webitel, sets.creatio, report.applied)

@@ -42,7 +42,9 @@ def webitel_domain(config: AppConfig, webitel, store, now: datetime) -> str:
 def recorded_run(store, job: str, dry_run: bool, clock: Callable[[], datetime]) -> Iterator[RunReport]:
     """One run's bookkeeping: started in the history, tagged in the logs, finished with its outcome.
 
-    Whatever the block raises is recorded as the run's failure (scrubbed of secrets) and raised on.
+    Whatever the block raises is recorded as the run's failure (scrubbed of secrets) and raised
+    on; a ``KeyboardInterrupt`` (or ``SystemExit``, a signal's way out) records the run as
+    interrupted, with the counts of what had landed.
     """
     run_id = store.start_run(job, dry_run=dry_run, now=clock())
     token = bind_run(run_id, job)
@@ -51,9 +53,13 @@ def recorded_run(store, job: str, dry_run: bool, clock: Callable[[], datetime]) 
         yield report
     except SyncError as exc:
         report.failure = scrub(str(exc))
+        exc.run_id = run_id  # for the caller that reports the failure (``run --json``)
         raise
     except Exception as exc:  # a bug must not be recorded as a successful run
         report.failure = scrub(f"{type(exc).__name__}: {exc}")
+        raise
+    except BaseException:  # Ctrl-C twice, or the process told to exit: what landed stays
+        report.interrupted = True
         raise
     finally:
         store.finish_run(

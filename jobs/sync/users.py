@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Mapping
 
 from connector.creatio.records import WebitelUserRecord
 
-from jobs.apply.engine import apply_plan
+from jobs.apply.engine import ApplyResult, apply_plan
 from jobs.apply.users import user_links, user_steps
 from jobs.config import AppConfig
 from jobs.plan import UserPlanOptions, plan_users
@@ -25,7 +25,7 @@ from jobs.sync.recording import record_plan_events, recorded_run, utcnow, webite
 log = logging.getLogger(__name__)
 
 
-def user_plan_options(config: AppConfig) -> UserPlanOptions:
+def user_plan_options(config: AppConfig, approve: Mapping[str, int] | None = None) -> UserPlanOptions:
     prov = config.provisioning
     # Provisioning needs somewhere to write the new Webitel id back (or the state links).
     provisioning = ProvisionOptions(enabled=prov.enabled, on_delete=prov.on_delete,
@@ -35,7 +35,8 @@ def user_plan_options(config: AppConfig) -> UserPlanOptions:
                            max_deactivations=config.sync.max_deactivations,
                            max_deactivation_share=config.sync.max_deactivation_share,
                            sync_extension_communication=config.sync.sync_extension_communication,
-                           mapped_fields=WebitelUserRecord.mapped_fields(config.creatio.objects))
+                           mapped_fields=WebitelUserRecord.mapped_fields(config.creatio.objects),
+                           approved_deactivations=(approve or {}).get("deactivations", 0))
 
 
 def load_links(store) -> tuple[dict[str, str], dict[str, AgreedFields]]:
@@ -62,11 +63,14 @@ def run_users(
     progress=None,
     stop_requested: Callable[[], bool] = lambda: False,
     heartbeat: Callable[[], bool] = lambda: True,
+    approve: Mapping[str, int] | None = None,
 ) -> RunReport:
     """Import every Webitel user into Creatio (the ``GetWebitelUsers`` job).
 
-    ``heartbeat`` renews the run lock between batches; when it reports the lock lost, the run stops
-    after the batch in flight and is recorded as interrupted.
+    ``heartbeat`` renews the run lock between batches; when it reports the lock lost, or
+    ``stop_requested`` turns True (a signal), the run stops after the batch in flight and is
+    recorded as interrupted. ``approve`` (``{"deactivations": N}``) lets this one run go over the
+    deactivation cap up to N; the approval is recorded with the run.
     """
     with recorded_run(store, "users", dry_run, clock) as report:
         say = progress.phase if progress else (lambda text: log.info(text))
@@ -83,16 +87,21 @@ def run_users(
             provisioning=config.provisioning.enabled,
             progress=say,
         )
-        report.plan = plan_users(snapshot, user_plan_options(config))
+        report.plan = plan_users(snapshot, user_plan_options(config, approve))
+        if approve:
+            report.details["approved"] = dict(approve)
         report.details["read"] = stats.strategies
         report.details["read_floor"] = stats.floor
         report.details["webitel_users"] = len(snapshot.users)
-        if not dry_run and report.plan.actions:
+        if not dry_run and report.plan.actions and stop_requested():
+            report.interrupted = True  # stopped before the first write: nothing applied
+        elif not dry_run and report.plan.actions:
             say(f"writing {report.plan.writes} changes")
             steps = user_steps(
                 webitel, creatio, config.creatio.objects, password=config.provisioning.password
             )
-            report.applied = apply_plan(
+            report.applied = ApplyResult()
+            apply_plan(
                 report.plan,
                 steps,
                 store=store,
@@ -101,6 +110,7 @@ def run_users(
                 links_of=user_links,
                 progress=progress.advance if progress else (lambda d, t: None),
                 stop_requested=lambda: not heartbeat() or stop_requested(),
+                result=report.applied,
             )
             report.interrupted = report.applied.stopped
         record_plan_events(store, report.run_id, report.plan, clock(), actions=dry_run)

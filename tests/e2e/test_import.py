@@ -197,16 +197,25 @@ def test_crash_after_kth_write_then_rerun_converges(make_sandbox, make_config, t
     assert landed < len([r for r in records(box) if r["WebitelId"]])
 
 
-def test_deactivation_cap_stops_the_run(make_sandbox, make_config):
+def test_deactivation_cap_stops_the_run_names_who_and_one_run_can_be_approved(make_sandbox, make_config):
     box = make_sandbox(60)
     config = make_config(box, sync={"max_deactivations": 3})
     run(config)
-    for user in box.webitel_app.all_users()[:10]:
+    linked = {r["WebitelId"] for r in records(box) if r["WebitelId"]}
+    doomed = [u for u in box.webitel_app.all_users() if str(u["id"]) in linked][:12]
+    for user in doomed:
         _delete_over_http(box, user["id"])
     report = run(config)
-    assert report.outcome == "guard_tripped" and report.exit_code() == exit_codes.FAILED
-    assert any(c.kind == "deactivation_cap" for c in report.plan.conflicts)
+    assert report.outcome == "refused" and report.exit_code() == exit_codes.FAILED
+    guard = report.plan.guard
+    assert guard.kind == "deactivation_cap" and "--allow-deactivations 12" in guard.message
+    assert sorted(guard.others) == sorted(f"{u['username']} (id {u['id']})" for u in doomed)
+    assert sorted(report.as_json()["refused"]["users"]) == sorted(guard.others)
     assert all(r["Active"] for r in records(box) if r["WebitelId"])
+    approved = run(config, approve={"deactivations": 12})
+    assert approved.outcome != "refused" and approved.details["approved"] == {"deactivations": 12}
+    gone = {str(u["id"]) for u in doomed}
+    assert not [r for r in records(box) if r["WebitelId"] in gone and r["Active"]]
 
 
 def _delete_over_http(box, user_id):

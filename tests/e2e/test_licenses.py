@@ -222,7 +222,7 @@ def test_revocation_cap_revokes_nothing(make_sandbox, make_config):
     for wid in list(imported(box))[:10]:
         webitel.set_user_licenses(int(wid), [])
     report = sync(config)
-    assert report.outcome == "guard_tripped" and report.exit_code() == exit_codes.FAILED
+    assert report.outcome == "refused" and report.exit_code() == exit_codes.FAILED
     assert any(c.kind == "revocation_cap" for c in report.plan.conflicts)
     assert creatio_grants(box) == before
 

@@ -148,7 +148,7 @@ def test_deleting_many_records_trips_the_cap(make_sandbox, make_config):
     for r in doomed:
         creatio.delete("WebitelUser", r["Id"])
     report = users_run(config)
-    assert report.outcome == "guard_tripped" and report.exit_code() == exit_codes.FAILED
+    assert report.outcome == "refused" and report.exit_code() == exit_codes.FAILED
     assert all(box.webitel_app.user(int(r["WebitelId"])) is not None for r in doomed)
 
 
