@@ -81,9 +81,9 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool, log_format: b
     if log_format:
         parser.add_argument(
             "--log-format",
-            default=default("text"),
+            default=default(None),
             choices=["text", "json"],
-            help="log lines as text or JSON (default text)",
+            help="log lines as text or JSON (default text; serve: text on a terminal, JSON otherwise)",
         )
 
 
@@ -249,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     from jobs.logs import setup_logging
 
-    setup_logging(args.log_level, args.log_format if hasattr(args, "log_format") else "text")
+    setup_logging(args.log_level, getattr(args, "log_format", None) or "text")
     try:
         return args.func(args)
     except (SyncError, KeyboardInterrupt) as exc:

@@ -17,6 +17,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     fmt = args.serve_log_format
     if fmt == "auto":
         # Under systemd or Docker stderr is no terminal: JSON lines are what log shippers read.
-        fmt = "json" if args.log_format == "json" or not sys.stderr.isatty() else "text"
+        fmt = args.log_format or ("text" if sys.stderr.isatty() else "json")
     setup_logging(args.log_level, fmt)
     return serve(config)

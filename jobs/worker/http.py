@@ -16,7 +16,7 @@ log = logging.getLogger("wcsync.worker")
 
 
 class StatusServer:
-    """Serves ``GET /healthz`` (200 or 503, JSON) and ``GET /metrics`` (Prometheus text).
+    """Serves ``GET /healthz`` (200 or 503, JSON) and ``GET /metrics`` (Prometheus text); ``HEAD`` too.
 
     Args:
         host: Interface to bind (127.0.0.1 unless the checks come from another host).
@@ -58,6 +58,13 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "webitel-creatio-sync"
 
     def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+        self._send(*self._answer())
+
+    def do_HEAD(self) -> None:  # noqa: N802 (the http.server API)
+        # Probes that only look at the status (curl -I, some load balancers): GET's headers, no body.
+        self._send(*self._answer(), body=False)
+
+    def _answer(self) -> tuple[int, str, bytes]:
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
             try:
@@ -65,21 +72,21 @@ class _Handler(BaseHTTPRequestHandler):
             except Exception as exc:  # e.g. the state store is unreachable: that is unhealthy
                 log.warning("health check failed: %s", exc)
                 ok, body = False, {"healthy": False, "reason": f"cannot read the run history: {exc}"}
-            self._send(200 if ok else 503, "application/json",
-                       json.dumps(body, ensure_ascii=False, indent=2).encode() + b"\n")
-        elif path == "/metrics":
+            return (200 if ok else 503, "application/json",
+                    json.dumps(body, ensure_ascii=False, indent=2).encode() + b"\n")
+        if path == "/metrics":
             content_type, payload = self.metrics()
-            self._send(200, content_type, payload)
-        else:
-            self._send(404, "text/plain; charset=utf-8", b"not found: try /healthz or /metrics\n")
+            return 200, content_type, payload
+        return 404, "text/plain; charset=utf-8", b"not found: try /healthz or /metrics\n"
 
-    def _send(self, status: int, content_type: str, payload: bytes) -> None:
+    def _send(self, status: int, content_type: str, payload: bytes, *, body: bool = True) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
-        self.wfile.write(payload)
+        if body:
+            self.wfile.write(payload)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the http.server API)
         # Probes hit these every few seconds; keep them out of the worker's log.

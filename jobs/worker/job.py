@@ -26,7 +26,7 @@ from jobs.state.lease import LeaseKeeper
 from jobs.sync.cycle import held_run_lock
 from jobs.sync.recording import utcnow
 from jobs.worker.schedule import SYNC_JOBS, interval_s
-from jobs.worker.status import BackoffPolicy, JobStatus, job_status
+from jobs.worker.status import STARTED_BY, WORKER, BackoffPolicy, JobStatus, job_status
 
 log = logging.getLogger("wcsync.worker")
 HISTORY_WINDOW = 50  # runs read to judge a job; backoff is capped long before 50 failures
@@ -58,14 +58,18 @@ class JobContext:
         return BackoffPolicy(after_failures=s.backoff_after_failures, max_s=s.max_backoff_minutes * 60)
 
     def status(self, job: str, now: datetime | None = None) -> JobStatus:
-        """The job's standing from the shared run history."""
+        """The job's standing from the shared run history (failures by hand left out, see ``status``)."""
         now = now or self.clock()
         runs = self.store.recent_runs(HISTORY_WINDOW, job=job)
         return job_status(job, runs, interval_s=interval_s(self.triggers[job], now), policy=self.policy)
 
 
 class _RunTracker:
-    """The state store as the sync job sees it, remembering the id of the run it starts."""
+    """The state store as the sync job sees it, remembering the id of the run it starts.
+
+    It also marks the run's record as the worker's (``status.STARTED_BY`` in its report): the
+    mark is what tells the worker's failures, which back it off, from failures of runs by hand.
+    """
 
     def __init__(self, store) -> None:
         self._store = store
@@ -74,6 +78,9 @@ class _RunTracker:
     def start_run(self, *args: Any, **kwargs: Any) -> str:
         self.run_id = self._store.start_run(*args, **kwargs)
         return self.run_id
+
+    def finish_run(self, run_id: str, *, report: dict | None = None, **kwargs: Any) -> None:
+        self._store.finish_run(run_id, report={**(report or {}), STARTED_BY: WORKER}, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -177,7 +184,8 @@ def _record_failure(ctx: JobContext, name: str, run_id: str | None, exc: BaseExc
     try:
         run_id = run_id or ctx.store.start_run(name, dry_run=False, now=now)
         ctx.store.finish_run(run_id, outcome="failed", now=now, counts={}, conflicts=0, errors=1,
-                             report={"run_id": run_id, "job": name, "outcome": "failed", "failure": failure})
+                             report={"run_id": run_id, "job": name, "outcome": "failed", "failure": failure,
+                                     STARTED_BY: WORKER})
     except Exception:
         log.exception("%s: could not record the failed run", name)
     return run_id
@@ -205,7 +213,7 @@ def _conflict_counts(report) -> dict[str, int]:
 
 def summary_text(counts: Mapping[str, int]) -> str:
     """The counts of a run in words: changes by kind, what was written, what is left for an admin."""
-    meta = ("applied", "failed", "conflicts", "warnings", "errors")
+    meta = ("applied", "failed", "planned", "conflicts", "warnings", "errors")
     kinds = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(counts.items()) if n and k not in meta)
     parts = [f"changes: {kinds}" if kinds else "nothing to change"]
     if "applied" in counts:

@@ -22,7 +22,8 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, EVENT_SCHEDULER_STARTED, JobEvent
+from apscheduler.events import (EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, EVENT_SCHEDULER_STARTED,
+                                JobExecutionEvent, JobSubmissionEvent)
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 
@@ -177,18 +178,30 @@ class Worker:
         except Exception as exc:  # stopping: the job is gone, and so is the need
             log.debug("could not reschedule %s: %s", name, exc)
 
-    def _skipped(self, event: JobEvent) -> None:
+    def _skipped(self, event: JobExecutionEvent | JobSubmissionEvent) -> None:
+        """Count and log each run the scheduler did not start.
+
+        The two events differ: a missed run (``EVENT_JOB_MISSED``) is a ``JobExecutionEvent`` with
+        one ``scheduled_run_time``; a run dropped because the previous one is still going
+        (``EVENT_JOB_MAX_INSTANCES``) is a ``JobSubmissionEvent`` with a list of
+        ``scheduled_run_times``, one per interval (late runs being coalesced, usually just one).
+        """
         name = event.job_id.removeprefix("sync-")
-        reason = "missed" if event.code == EVENT_JOB_MISSED else "still_running"
-        self.metrics.skipped.labels(name, reason).inc()
+        if event.code == EVENT_JOB_MISSED:
+            reason, due = "missed", [event.scheduled_run_time]
+        else:
+            reason, due = "still_running", list(event.scheduled_run_times)
         token = bind_run("", name)
         try:
-            if reason == "missed":
-                log.warning("%s: the run due at %s was skipped: more than %d s late (misfire_grace_s)", name,
-                            f"{event.scheduled_run_time:%H:%M:%S}", self.config.schedule.misfire_grace_s)
-            else:
-                log.warning("%s: the run due at %s was skipped: the previous run is still going", name,
-                            f"{event.scheduled_run_time:%H:%M:%S}")
+            for when in due:
+                self.metrics.skipped.labels(name, reason).inc()
+                fields = {"fields": {"skipped": reason, "due_at": when.isoformat(timespec="seconds")}}
+                if reason == "missed":
+                    log.warning("%s: the run due at %s was skipped: more than %d s late (misfire_grace_s)",
+                                name, f"{when:%H:%M:%S}", self.config.schedule.misfire_grace_s, extra=fields)
+                else:
+                    log.warning("%s: the previous run is still going; this run is skipped", name,
+                                extra=fields)
         finally:
             unbind_run(token)
 
@@ -223,7 +236,8 @@ class Worker:
         return self.metrics.content_type, self.metrics.render()
 
     def _refresh_gauges(self) -> None:
-        # Runs made by other workers (or by ``run``) count too: the gauges follow the shared history.
+        # The gauges follow the shared history as backoff reads it: other workers' runs count, runs
+        # started by hand only when they succeed.
         try:
             for name in self.triggers:
                 status = self.ctx.status(name)

@@ -37,6 +37,8 @@ def config_file(tmp_path):
         path = tmp_path / name
         path.write_text(toml_text(config_data(box, f"sqlite:///{tmp_path / 'state.sqlite'}", **sections)),
                         encoding="utf-8")
+        # As a deployment keeps it: a file others can read is warned about, outside any run's lines.
+        path.chmod(0o600)
         return path
 
     return write

@@ -174,6 +174,58 @@ def test_failures_back_off_and_a_success_resets(store):
     assert sample(ctx, "wcsync_consecutive_failures", job="users") == 0
 
 
+def record_by_hand(store, outcome: str, when: dt.datetime, failure: str = "") -> None:
+    """A run of ``run`` (the command line) in the shared history, as recorded_run leaves it."""
+    run_id = store.start_run("users", dry_run=False, now=when)
+    store.finish_run(run_id, outcome=outcome, now=when + dt.timedelta(seconds=5), counts={}, conflicts=0,
+                     errors=0, report={"run_id": run_id, "job": "users", "outcome": outcome,
+                                       **({"failure": failure} if failure else {})})
+
+
+def test_the_workers_runs_are_marked_as_its_own(store):
+    # However the run was recorded: by the runner, corrected after a bug, or by the worker alone.
+    def unreachable(config, **_):
+        raise TransientError("webitel: connection refused")
+
+    clock = Clock()
+    ctx = make_context(store, unreachable, clock)
+    jobs = (FakeJob(raises=TransientError("creatio: 503")), FakeJob(raises=KeyError("Name")), unreachable)
+    for job in jobs:
+        ctx.functions = {"users": job}
+        assert run_job("users", ctx) == "failed"
+        clock.advance(60)
+    assert [r.report["started_by"] for r in store.recent_runs()] == ["serve"] * 3
+
+
+def test_failed_runs_by_hand_do_not_back_the_worker_off(store):
+    clock = Clock()
+    for minutes in range(5, 0, -1):
+        record_by_hand(store, "failed", T0 - dt.timedelta(minutes=minutes), "creatio: 401")
+    job = FakeJob()
+    ctx = make_context(store, job, clock, backoff_after_failures=2)
+    assert ctx.status("users").consecutive_failures == 0
+    assert run_job("users", ctx) == "in_sync" and job.calls == 1 and ctx.rescheduled == []
+    assert sample(ctx, "wcsync_skipped_runs_total", job="users", reason="backoff") == 0
+
+
+def test_a_successful_run_by_hand_ends_the_workers_backoff(store):
+    job, clock = FakeJob(raises=TransientError("creatio: 503")), Clock()
+    ctx = make_context(store, job, clock, backoff_after_failures=2, max_backoff_minutes=10)
+    run_job("users", ctx)
+    clock.advance(60)
+    run_job("users", ctx)
+    assert ctx.status("users").in_backoff(clock.now + dt.timedelta(seconds=60))
+    record_by_hand(store, "failed", clock.now + dt.timedelta(seconds=10), "creatio: 503")
+    assert ctx.status("users").consecutive_failures == 2  # a failure by hand changes nothing
+    record_by_hand(store, "in_sync", clock.now + dt.timedelta(seconds=30))
+    clock.advance(60)
+    status = ctx.status("users")
+    assert status.consecutive_failures == 0 and not status.in_backoff(clock.now)
+    job.raises = None
+    assert run_job("users", ctx) == "in_sync" and job.calls == 3
+    assert sample(ctx, "wcsync_consecutive_failures", job="users") == 0
+
+
 def test_a_stopping_worker_starts_nothing(store):
     job = FakeJob()
     ctx = make_context(store, job, Clock())

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sys
+
+import pytest
 
 from jobs.logs import (JsonFormatter, TextFormatter, _ContextFilter, bind_run, register_secrets, scrub,
                        unbind_run)
@@ -60,3 +63,36 @@ def test_registered_secrets_never_reach_a_line():
     data = json.loads(as_json)
     assert data["message"] == "sent *** and ***" and "token ***" in data["exception"]
     assert scrub(f"url?key={plain}") == "url?key=***"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("argv, terminal, expected", [
+    (["serve", "--log-format", "text"], False, "text"),
+    (["--log-format", "json", "serve", "--log-format", "text"], False, "text"),
+    (["serve", "--log-format", "json"], True, "json"),
+    (["serve"], False, "json"),
+    (["serve"], True, "text"),
+    (["--log-format", "json", "serve"], True, "json"),
+    (["--log-format", "text", "serve"], False, "text"),
+])
+def test_serve_log_format_given_wins_and_auto_follows_the_terminal(argv, terminal, expected, tmp_path,
+                                                                   monkeypatch):
+    from jobs import cli
+    from jobs.commands import serve
+
+    path = tmp_path / "config.toml"
+    path.write_text('[webitel]\nurl = "http://127.0.0.1:9/api"\ntoken = "t0ken-value-1"\n'
+                    '[creatio]\nurl = "http://127.0.0.1:9"\nusername = "u"\npassword = "p4ssword-value"\n',
+                    encoding="utf-8")
+    path.chmod(0o600)
+    chosen = []
+    monkeypatch.setattr(sys, "stderr", Terminal() if terminal else io.StringIO())
+    monkeypatch.setattr("jobs.logs.setup_logging", lambda level, fmt: None)  # the one before the command
+    monkeypatch.setattr(serve, "setup_logging", lambda level, fmt: chosen.append(fmt))
+    monkeypatch.setattr("jobs.worker.service.serve", lambda config: 0)
+    assert cli.main(["--config", str(path), *argv]) == 0
+    assert chosen == [expected]

@@ -12,7 +12,7 @@ from connector.errors import ConfigError
 from jobs.config import JobSchedule, load_config
 from jobs.state import RunRecord
 from jobs.worker.schedule import SYNC_JOBS, crontab_weekdays, interval_s, job_id, make_trigger, make_triggers
-from jobs.worker.status import BackoffPolicy, health, job_status
+from jobs.worker.status import STARTED_BY, WORKER, BackoffPolicy, health, job_status
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a Monday
@@ -24,11 +24,15 @@ def at(minutes: float) -> dt.datetime:
     return T0 + dt.timedelta(minutes=minutes)
 
 
-def run(job: str, outcome: str, start_min: float, *, dry_run: bool = False, failure: str = "") -> RunRecord:
+def run(job: str, outcome: str, start_min: float, *, dry_run: bool = False, failure: str = "",
+        by_hand: bool = False) -> RunRecord:
+    """A run in the history: started by the worker (marked as such) unless ``by_hand``."""
     report = {"failure": failure} if failure else {}
+    if not by_hand:
+        report[STARTED_BY] = WORKER
     return RunRecord(run_id=f"{job}-{start_min}", job=job, dry_run=dry_run, started_at=at(start_min),
                      finished_at=None if outcome == "running" else at(start_min + 1), outcome=outcome,
-                     report=report)
+                     report=None if outcome == "running" else report)
 
 
 # --- triggers ------------------------------------------------------------------------------------
@@ -125,6 +129,36 @@ def test_a_success_resets_the_backoff():
     assert status.consecutive_failures == 0 and status.backoff_until is None and not status.in_backoff(at(61))
 
 
+def test_failures_of_runs_started_by_hand_do_not_count():
+    # Five failed `run`s while someone fixes a password: the worker's first run is on schedule.
+    runs = [run("users", "failed", m, by_hand=True, failure="creatio: 401") for m in (50, 40, 30, 20, 10)]
+    status = job_status("users", runs, interval_s=900, policy=BackoffPolicy(after_failures=1))
+    assert status.consecutive_failures == 0 and status.backoff_until is None and status.last_outcome is None
+    assert status.latest is runs[0]
+    # Between the worker's own failures they neither count nor break the streak.
+    runs = [run("users", "failed", 60, by_hand=True), run("users", "failed", 45, failure="webitel: 503"),
+            run("users", "refused", 40, by_hand=True), run("users", "failed", 30),
+            run("users", "in_sync", 0)]
+    status = job_status("users", runs, interval_s=900, policy=BackoffPolicy(after_failures=2, max_s=3600))
+    assert status.consecutive_failures == 2 and status.last_outcome == "failed"
+    assert status.last_error == "webitel: 503" and status.last_run_at == at(45)
+    assert status.backoff_s == 1800 and status.backoff_until == at(75)
+
+
+def test_a_success_by_hand_ends_the_workers_failing_streak():
+    runs = [run("users", "conflicts", 60, by_hand=True)] + [run("users", "failed", m) for m in (45, 30, 15)]
+    status = job_status("users", runs, interval_s=900, policy=BackoffPolicy(after_failures=1))
+    assert status.consecutive_failures == 0 and status.backoff_until is None
+    assert status.last_outcome == "conflicts" and status.last_success_at == at(61)
+
+
+def test_a_refused_run_of_the_worker_counts_with_the_caps_message():
+    refused = run("users", "refused", 15)
+    refused.report["refused"] = {"kind": "deactivation_cap", "message": "40 deactivations over the cap"}
+    status = job_status("users", [refused], interval_s=900, policy=BackoffPolicy(after_failures=1))
+    assert status.consecutive_failures == 1 and status.last_error == "40 deactivations over the cap"
+
+
 # --- health --------------------------------------------------------------------------------------
 
 POLICY = BackoffPolicy(after_failures=2, max_s=3600)
@@ -162,3 +196,21 @@ def test_a_fresh_worker_gets_one_window_for_its_first_run():
     # An old success from before a restart does not make a just-started worker unhealthy.
     ok, _ = judge([run("users", "in_sync", -600)], at(10), started=at(0))
     assert ok
+
+
+def test_a_failure_by_hand_alone_leaves_the_worker_healthy_and_shows_as_the_last_run():
+    ok, body = judge([run("users", "failed", 20, by_hand=True, failure="creatio: 401"),
+                      run("users", "in_sync", 0)], at(25))
+    assert ok and body["last_outcome"] == "in_sync" and body["consecutive_failures"] == 0
+    assert body["reason"] == ("the last run ended in_sync; a later run started by hand ended failed, "
+                              "which does not count here")
+    assert body["last_run"] == {"run_id": "users-20", "started_at": at(20).isoformat(), "outcome": "failed",
+                                "manual": True, "error": "creatio: 401"}
+    # The worker's own run is the last run too when nothing came after it.
+    ok, body = judge([run("users", "conflicts", 0)], at(5))
+    assert ok and body["last_run"]["manual"] is False and body["last_run"]["outcome"] == "conflicts"
+    # A run whose process died before recording its end cannot say who started it.
+    dead = RunRecord(run_id="d", job="users", dry_run=False, started_at=at(10), finished_at=at(12),
+                     outcome="interrupted")
+    ok, body = judge([dead, run("users", "in_sync", 0)], at(15))
+    assert ok and body["last_run"]["manual"] is None and body["last_run"]["outcome"] == "interrupted"

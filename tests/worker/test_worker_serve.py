@@ -5,13 +5,19 @@ Multi-process and signal behaviour is in test_worker_processes.py.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
+import threading
 import urllib.error
 import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from jobs.config import load_config
+from jobs.plan import Plan
+from jobs.report import RunReport
 from jobs.worker.service import Worker
 from jobs.state import StateStore
 from sandbox.faults import Faults
@@ -100,7 +106,7 @@ def test_health_turns_503_on_failures_with_backoff_and_200_after_a_success(make_
     assert samples[("wcsync_runs_total", (("job", "users"), ("outcome", "conflicts")))] >= 1
     # The actions counted are the applying run's own counts, kind by kind.
     written = {kind: n for kind, n in applying[0].counts.items()
-               if kind not in ("applied", "failed", "conflicts", "warnings", "errors")}
+               if kind not in ("applied", "failed", "planned", "conflicts", "warnings", "errors")}
     for kind, n in written.items():
         labels = (("job", "users"), ("kind", kind), ("result", "applied"))
         assert samples[("wcsync_actions_total", labels)] == n
@@ -115,6 +121,72 @@ def test_health_turns_503_on_failures_with_backoff_and_200_after_a_success(make_
     last = max(r.finished_at for r in runs if r.outcome == "conflicts")
     assert samples[("wcsync_last_success_timestamp_seconds", (("job", "users"),))] == last.timestamp()
     assert samples[("wcsync_run_duration_seconds_count", (("job", "users"),))] == len(runs)
+
+
+def test_a_run_longer_than_its_interval_skips_the_next_ones_with_a_warning(tmp_path, caplog):
+    # No sandbox: a job that blocks until released stands in for a slow run.
+    release = threading.Event()
+
+    def blocking(config, *, store, clock, **_):
+        run_id = store.start_run("users", dry_run=False, now=clock())
+        release.wait(30)
+        store.finish_run(run_id, outcome="in_sync", now=clock(), counts={}, conflicts=0, errors=0)
+        return RunReport(run_id, "users", False, Plan("users"))
+
+    config = load_config(data={
+        "webitel": {"url": "http://127.0.0.1:9/api", "token": "t0ken-value-1"},
+        "creatio": {"url": "http://127.0.0.1:9", "username": "u", "password": "p4ssword-value"},
+        "state": {"url": f"sqlite:///{tmp_path / 'state.sqlite'}"},
+        "schedule": {"users": {"every_minutes": EVERY_SECOND}, "run_at_start": True}})
+    worker = Worker(config, webitel=object(), creatio=object(), functions={"users": blocking})
+    skip = "users: the previous run is still going; this run is skipped"
+    with caplog.at_level(logging.WARNING), worker_thread(worker):
+        try:
+            wait_for(lambda: sum(r.getMessage() == skip for r in caplog.records) >= 2, timeout=10,
+                     what="two skipped intervals")
+        finally:
+            release.set()
+        wait_for(lambda: finished_runs(worker.store), what="the long run to finish")
+    skips = [r for r in caplog.records if r.getMessage() == skip]
+    assert all(r.name == "wcsync.worker" and r.levelno == logging.WARNING for r in skips)
+    assert all(r.fields["skipped"] == "still_running" and r.fields["due_at"] for r in skips)
+    # Once per skipped interval: each warning is for another due time, and each is counted.
+    assert len({r.fields["due_at"] for r in skips}) == len(skips)
+    counted = worker.metrics.registry.get_sample_value("wcsync_skipped_runs_total",
+                                                       {"job": "users", "reason": "still_running"})
+    assert counted == len(skips)
+    assert not [r for r in caplog.records if r.exc_info or "listener" in r.getMessage()]
+
+
+def test_failed_runs_by_hand_neither_delay_the_first_run_nor_make_it_unhealthy(make_sandbox, make_config):
+    box = make_sandbox(20)
+    config = make_config(box, schedule={"users": {"every_minutes": 10}, "run_at_start": True,
+                                        "backoff_after_failures": 1}, serve={"http_port": 0})
+    worker = Worker(config)
+    now = dt.datetime.now(dt.timezone.utc)
+    for minutes in range(5, 0, -1):  # five failed `run`s in the last minutes, as recorded_run leaves them
+        started = now - dt.timedelta(minutes=minutes)
+        run_id = worker.store.start_run("users", dry_run=False, now=started)
+        worker.store.finish_run(run_id, outcome="failed", now=started + dt.timedelta(seconds=5), counts={},
+                                conflicts=0, errors=1,
+                                report={"run_id": run_id, "outcome": "failed", "failure": "creatio: 401"})
+    ok, body = worker.health()
+    users = body["jobs"]["users"]
+    assert ok and users["consecutive_failures"] == 0 and users["backoff_until"] is None
+    assert users["last_run"]["manual"] is True and users["last_run"]["outcome"] == "failed"
+    assert users["last_run"]["error"] == "creatio: 401" and "started by hand ended failed" in users["reason"]
+    with worker_thread(worker):
+        base = wait_for(lambda: worker.http and worker.http.url, what="the status server")
+        ran = wait_for(lambda: [r for r in finished_runs(worker.store) if r.report.get("started_by")],
+                       timeout=60, what="the worker's first run")
+        status, text = get(base + "/healthz")
+    assert ran[0].started_at - worker.started_at < dt.timedelta(seconds=5)  # at start, not backed off
+    assert worker.metrics.registry.get_sample_value("wcsync_skipped_runs_total",
+                                                    {"job": "users", "reason": "backoff"}) in (None, 0)
+    users = json.loads(text)["jobs"]["users"]
+    assert status == 200 and users["last_outcome"] == "conflicts"
+    assert users["last_run"] == {"run_id": ran[0].run_id, "outcome": "conflicts", "manual": False,
+                                 "started_at": ran[0].started_at.isoformat(timespec="seconds")}
 
 
 def test_a_schedule_that_cannot_be_used_stops_the_start(make_sandbox, make_config, tmp_path):
