@@ -7,11 +7,12 @@ import argparse
 import sys
 from typing import Callable, TextIO
 
-from connector.errors import ConnectorError
+from connector.errors import ConnectorError, StateError
 
 from jobs import exit_codes
 from jobs.commands import config_of
 from jobs.config import AppConfig
+from jobs.sync.recording import utcnow
 from jobs.wiring import creatio_client, webitel_client
 
 
@@ -25,13 +26,14 @@ def run_check(config: AppConfig, *, out: TextIO, webitel=None, creatio=None) -> 
         nonlocal failures
         try:
             detail = probe()
-        except ConnectorError as exc:
+        except (ConnectorError, StateError) as exc:
             failures += 1
             print(f"FAIL  {label}: {exc}", file=out)
         else:
             print(f"ok    {label}{': ' + detail if detail else ''}", file=out)
 
     print("ok    configuration is valid", file=out)
+    step(f"state store {config.state.url}", lambda: probe_state(config))
     step(f"Webitel reachable at {config.webitel.url}", lambda: _whoami(webitel))
     step("Webitel token may list users", lambda: _first_page(webitel.iter_users(page_size=1), "user"))
     step(
@@ -53,6 +55,21 @@ def run_check(config: AppConfig, *, out: TextIO, webitel=None, creatio=None) -> 
     return exit_codes.OK if failures == 0 else exit_codes.FAILED
 
 
+def probe_state(config) -> str:
+    """Open the state store (driver, reachable, schema) and write one value to prove it writable.
+
+    Raises:
+        StateError: what is wrong with it, in one line.
+    """
+    from jobs.state import StateStore
+
+    with StateStore.open(config.state.url) as store:
+        store.set_value("check.last_written", utcnow().isoformat(), now=utcnow())
+        runs = len(store.recent_runs(1000))
+        more = "+" if runs == 1000 else ""
+        return f"schema version {store.schema_version}, writable, {runs}{more} runs recorded"
+
+
 def _whoami(webitel) -> str:
     info = webitel.userinfo()
     return f"signed in as {info.get('username', '?')} in domain {info.get('domain', '?')}"
@@ -71,5 +88,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = config_of(args)
     if args.offline:
         print(f"{config_path(args.config)}: configuration is valid")
+        try:
+            print(f"ok    state store {config.state.url}: {probe_state(config)}")
+        except StateError as exc:
+            print(f"FAIL  {exc}")
+            return exit_codes.FAILED
         return exit_codes.OK
     return run_check(config, out=sys.stdout)

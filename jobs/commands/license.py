@@ -32,8 +32,13 @@ from jobs.wiring import creatio_client, state_store, webitel_client
 def read_key(key: str | None, file: str | None, stdin: TextIO = sys.stdin) -> str:
     """The licence key from the argument, ``-`` (standard input) or ``--file``."""
     if file:
-        with open(file, encoding="utf-8") as handle:
-            text = handle.read()
+        try:
+            with open(file, encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"{file}: cannot read the licence key: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
     elif key == "-":
         text = stdin.read()
     elif key:

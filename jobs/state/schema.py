@@ -43,7 +43,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.types import TypeDecorator
 
-from connector.errors import StateSchemaError
+from sqlalchemy.exc import DatabaseError as SQLAlchemyDatabaseError
+from sqlalchemy.exc import OperationalError
+
+from connector.errors import StateError, StateSchemaError
 
 SCHEMA_VERSION = 1
 # How long a SQLite writer waits for another process's write transaction before giving up.
@@ -278,11 +281,48 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
     On SQLite it begins with ``BEGIN IMMEDIATE``, so it holds the database's single write lock
     from its first statement to its commit. Keep it short: never call remote APIs inside it.
+
+    Raises:
+        StateError: the database refused (locked, read-only, corrupt, unreachable), said in one
+            line with what to do.
     """
-    with engine.connect() as connection:
-        connection.execution_options(**{_WRITE_OPTION: True})
-        with connection.begin():
-            yield connection
+    with translated_errors(engine):
+        with engine.connect() as connection:
+            connection.execution_options(**{_WRITE_OPTION: True})
+            with connection.begin():
+                yield connection
+
+
+# (what the database says, what it means and what to do): the first match wins.
+_STATE_ERRORS = (
+    ("database is locked", "is locked by another process longer than the busy timeout; is another "
+     "program holding it (a backup, an editor)? Try again when it is done"),
+    ("readonly database", "is read-only for this user: give it (and its folder) write permission"),
+    ("unable to open database file", "cannot be opened or created: check that its folder exists and is "
+     "writable by this user, or set [state] url"),
+    ("file is not a database", "is not a SQLite database (damaged, or another file): move it away and "
+     "the next run starts a new store (links are found again; the licence baseline restarts)"),
+    ("database disk image is malformed", "is damaged: restore a backup, or move it away and the next run "
+     "starts a new store"),
+    ("disk i/o error", "cannot be read or written (disk I/O error): check the disk and the folder"),
+    ("connection refused", "cannot be reached: is the database server running, and is [state] url right?"),
+    ("password authentication failed", "refused the credentials in [state] url"),
+)
+
+
+@contextmanager
+def translated_errors(engine: Engine | None = None, where: str | None = None) -> Iterator[None]:
+    """Database errors as one ``StateError`` line naming the store and what to do."""
+    try:
+        yield
+    except (OperationalError, SQLAlchemyDatabaseError) as exc:
+        name = where or (
+            engine.url.render_as_string(hide_password=True) if engine is not None else "the state store"
+        )
+        text = str(exc.orig if getattr(exc, "orig", None) is not None else exc).lower()
+        meaning = next((m for needle, m in _STATE_ERRORS if needle in text), None)
+        detail = meaning or f"failed: {str(getattr(exc, 'orig', exc)).splitlines()[0]}"
+        raise StateError(f"state store {name} {detail}") from None
 
 
 def ensure_schema(engine: Engine, *, now: dt.datetime) -> int:
@@ -294,8 +334,9 @@ def ensure_schema(engine: Engine, *, now: dt.datetime) -> int:
     with write_transaction(engine) as connection:
         if connection.dialect.name == "postgresql":
             # Two workers opening a fresh database at once would both run CREATE TABLE.
-            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                               {"key": _SCHEMA_LOCK_KEY})
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": _SCHEMA_LOCK_KEY}
+            )
         metadata.create_all(connection)
         found = connection.execute(select(func.max(schema_version.c.version))).scalar()
         if found is None:
@@ -305,12 +346,18 @@ def ensure_schema(engine: Engine, *, now: dt.datetime) -> int:
             raise StateSchemaError(
                 f"the state store at {engine.url.render_as_string(hide_password=True)} has schema "
                 f"version {found}, newer than this program's {SCHEMA_VERSION}; upgrade "
-                "webitel-creatio-sync or point it at another state store")
+                "webitel-creatio-sync or point it at another state store"
+            )
         return int(found)
 
 
-def upsert(connection: Connection, table: Table, rows: Sequence[dict], keys: Sequence[str],
-           update: Sequence[str] = ()) -> None:
+def upsert(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[dict],
+    keys: Sequence[str],
+    update: Sequence[str] = (),
+) -> None:
     """Insert rows in one executemany; a row whose keys exist updates ``update`` columns.
 
     With no ``update`` columns an existing row is kept as it is. Rows repeating a key are reduced
@@ -324,7 +371,8 @@ def upsert(connection: Connection, table: Table, rows: Sequence[dict], keys: Seq
         insert = (sqlite_insert if name == "sqlite" else postgresql_insert)(table)
         if update:
             statement = insert.on_conflict_do_update(
-                index_elements=list(keys), set_={c: insert.excluded[c] for c in update})
+                index_elements=list(keys), set_={c: insert.excluded[c] for c in update}
+            )
         else:
             statement = insert.on_conflict_do_nothing(index_elements=list(keys))
         connection.execute(statement, unique)

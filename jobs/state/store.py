@@ -18,7 +18,9 @@ import uuid
 from typing import Iterator, Iterable, Mapping, Sequence
 
 from sqlalchemy import bindparam, delete, func, or_, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from connector.errors import StateError
 
 from jobs.state import records, schema
 from jobs.state.lock import RunLock
@@ -53,13 +55,28 @@ class StateStore:
 
         Raises:
             StateSchemaError: The store was written by a newer version of this program.
+            StateError: It cannot be opened (driver missing, folder not writable, file damaged,
+                locked, server unreachable), said in one line with what to do.
         """
         text = os.fspath(url)
         if "://" not in text:
             text = f"sqlite:///{os.path.abspath(os.path.expanduser(text))}"
-        engine = schema.create_state_engine(text)
+        where = make_url(text).render_as_string(hide_password=True)
         try:
-            version = schema.ensure_schema(engine, now=dt.datetime.now(dt.timezone.utc))
+            engine = schema.create_state_engine(text)
+        except ModuleNotFoundError as exc:  # the URL names a driver that is not installed
+            package = "psycopg[binary]" if "psycopg" in (exc.name or "") else exc.name
+            raise StateError(
+                f"state store {where} needs the {exc.name} driver: pip install '{package}'"
+            ) from None
+        except OSError as exc:  # its folder cannot be made, or the file cannot be created
+            raise StateError(
+                f"state store {where} cannot be created: {exc.strerror or exc}; check the "
+                "folder's permissions or set [state] url"
+            ) from None
+        try:
+            with schema.translated_errors(engine, where):
+                version = schema.ensure_schema(engine, now=dt.datetime.now(dt.timezone.utc))
         except BaseException:
             engine.dispose()
             raise
@@ -80,8 +97,9 @@ class StateStore:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def lock(self, name: str = "sync", *, holder: str | None = None, lease_s: float = 120,
-             clock=None) -> RunLock:
+    def lock(
+        self, name: str = "sync", *, holder: str | None = None, lease_s: float = 120, clock=None
+    ) -> RunLock:
         """A run lock named ``name`` in this store (see ``RunLock``); not yet acquired."""
         return RunLock(self._engine, name, holder=holder, lease_s=lease_s, clock=clock)
 
@@ -293,8 +311,9 @@ class StateStore:
         """
         e, r = schema.events, schema.runs
         keys = [keys] if isinstance(keys, str) else list(keys)
-        conditions = [e.c.key == k if not k.endswith(":") else
-                      func.substr(e.c.key, 1, len(k)) == k for k in keys]
+        conditions = [
+            e.c.key == k if not k.endswith(":") else func.substr(e.c.key, 1, len(k)) == k for k in keys
+        ]
         with self._engine.connect() as connection:
             rows = connection.execute(
                 select(e).where(or_(*conditions)).order_by(e.c.id.desc()).limit(limit)
@@ -311,14 +330,16 @@ class StateStore:
         wanted = username.strip().casefold()
         with self._engine.connect() as connection:
             links = connection.execution_options(yield_per=2000).execute(
-                select(t.c.source_key, t.c.extra).where(t.c.kind == "webitel_user"))
+                select(t.c.source_key, t.c.extra).where(t.c.kind == "webitel_user")
+            )
             for source_key, extra in links:
                 if isinstance(extra, dict) and str(extra.get("username", "")).strip().casefold() == wanted:
                     return source_key
             rows = connection.execute(
                 select(e.c.key, e.c.new)
                 .where(func.substr(e.c.key, 1, 13) == "webitel_user:", e.c.new.like('%"username"%'))
-                .order_by(e.c.id.desc()).limit(scan)
+                .order_by(e.c.id.desc())
+                .limit(scan)
             )
             for key, new in rows:
                 if isinstance(new, dict) and str(new.get("username", "")).strip().casefold() == wanted:
@@ -341,9 +362,13 @@ class StateStore:
         cutoff = now - dt.timedelta(seconds=older_than_s)
         e = schema.events
         with write_transaction(self._engine) as connection:
-            stale = connection.execute(
-                select(t.c.run_id).where(t.c.outcome == "running", t.c.started_at < cutoff)
-            ).scalars().all()
+            stale = (
+                connection.execute(
+                    select(t.c.run_id).where(t.c.outcome == "running", t.c.started_at < cutoff)
+                )
+                .scalars()
+                .all()
+            )
             for run_id in stale:
                 # What landed before the process died, from the events recorded batch by batch.
                 landed = connection.execute(
@@ -354,9 +379,15 @@ class StateStore:
                 counts = {action: n for action, n in landed}
                 counts["applied"] = sum(counts.values())
                 connection.execute(
-                    update(t).where(t.c.run_id == run_id, t.c.outcome == "running").values(
-                        outcome="interrupted", finished_at=now, counts=counts,
-                        report={"run_id": run_id, "outcome": "interrupted", "failure": STALE_REASON}))
+                    update(t)
+                    .where(t.c.run_id == run_id, t.c.outcome == "running")
+                    .values(
+                        outcome="interrupted",
+                        finished_at=now,
+                        counts=counts,
+                        report={"run_id": run_id, "outcome": "interrupted", "failure": STALE_REASON},
+                    )
+                )
             return len(stale)
 
     # --- licence-grant baseline --------------------------------------------------------------
