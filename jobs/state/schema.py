@@ -44,7 +44,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.types import TypeDecorator
 
 from sqlalchemy.exc import DatabaseError as SQLAlchemyDatabaseError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from connector.errors import StateError, StateSchemaError
 
@@ -315,6 +315,8 @@ def translated_errors(engine: Engine | None = None, where: str | None = None) ->
     """Database errors as one ``StateError`` line naming the store and what to do."""
     try:
         yield
+    except IntegrityError:  # a constraint: the caller's own mistake, not the store's state
+        raise
     except (OperationalError, SQLAlchemyDatabaseError) as exc:
         name = where or (
             engine.url.render_as_string(hide_password=True) if engine is not None else "the state store"
