@@ -24,13 +24,17 @@
 Every ``ConnectorError`` carries the system, method, URL *path* (never the query string, which
 may hold personal data), status, the server's error id and message, and the request id when one
 is given. Messages are built by ``ConnectorError.__str__`` from those fields only, so a secret can
-reach an error only if a server echoes it in its message; ``redact`` scrubs known secret values
-from such text as a last line of defence.
+reach an error only if a server echoes it. ``HttpClient`` scrubs a server's error body before it
+reads a message from it; as a last line of defence every ``ConnectorError`` and ``RecordError``
+scrubs its text fields, when it is made, of every secret a live client holds
+(``connector.secrets``: passwords, tokens, session cookies, in all their encodings).
 """
 
 from __future__ import annotations
 
 from typing import Iterable
+
+from . import secrets as _secrets
 
 
 class SyncError(Exception):
@@ -59,6 +63,9 @@ class ConnectorError(SyncError):
         error_id: str = "",
         request_id: str = "",
     ) -> None:
+        held = _secrets.live_secrets()
+        message, path, error_id, request_id = (
+            _secrets.redact(text, held) for text in (message, path, error_id, request_id))
         super().__init__(message)
         self.message = message
         self.system = system
@@ -154,6 +161,8 @@ class RecordError(SyncError):
 
     def __init__(self, message: str, *, system: str = "", object: str = "", record: str = "",
                  field: str = "") -> None:
+        held = _secrets.live_secrets()
+        message, record, field = (_secrets.redact(text, held) for text in (message, record, field))
         super().__init__(message)
         self.message = message
         self.system = system
@@ -196,13 +205,21 @@ class StateSchemaError(StateError):
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every known secret value in ``text`` with ``***``.
+    """Replace every known secret value in ``text`` with ``***``, in every form it may take.
 
     Args:
         text: any text about to reach a log, a report or an exception.
-        secrets: the secret values in force (passwords, tokens); empty ones are ignored.
+        secrets: the secret values in force (passwords, tokens, cookies); empty ones are ignored.
+            Values under 8 characters are replaced only as whole tokens (``connector.secrets``).
     """
-    for secret in secrets:
-        if secret and len(secret) >= 8:  # shorter values would scrub ordinary words
-            text = text.replace(secret, "***")
-    return text
+    return _secrets.redact(text, secrets)
+
+
+def cut(text: str, limit: int = 300) -> str:
+    """``text`` on one line (runs of white space as one space), at most ``limit`` characters.
+
+    Text a server wrote is cut before it becomes part of an error: a body echoed into a message
+    must not carry megabytes into logs, reports and the state store.
+    """
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

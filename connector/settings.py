@@ -2,10 +2,16 @@
 
 Secrets are ``SecretStr``: their ``repr`` and ``str`` show ``**********`` and only
 ``get_secret_value()`` reveals them, at the moment a request needs them.
+
+Limits against a server that misbehaves: ``timeout_s`` is the deadline of one request (connect and
+the whole body), ``max_response_mb`` the largest body accepted, ``max_pages`` the most pages one
+list read may take when the server gives no count to derive a limit from.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -18,6 +24,13 @@ WEBITEL_MAX_PAGE_SIZE = 1000
 # Creatio answers at most 20,000 records per OData request (reference creatio-api.md section 5).
 CREATIO_MAX_PAGE_SIZE = 20000
 CREATIO_MAX_BATCH = 100
+# Decision: 32 MB for Webitel (a page of 1000 users is about 1 MB) and 64 MB for Creatio (a full
+# page of 20,000 rows is about 10 MB, and a large site's $metadata some tens of MB).
+WEBITEL_MAX_RESPONSE_MB = 32
+CREATIO_MAX_RESPONSE_MB = 64
+# Decision: 10,000 pages: ten million rows at the largest Webitel page, far more than any domain
+# holds, yet a server that never ends a list is stopped after 10,000 requests rather than never.
+DEFAULT_MAX_PAGES = 10_000
 
 
 class _Section(BaseModel):
@@ -29,6 +42,26 @@ def _check_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError("expected an absolute http:// or https:// URL, e.g. https://host.example.com")
     return value.rstrip("/")
+
+
+def _check_ca_file(value: str | None) -> str | None:
+    """A CA bundle file (or a folder of hashed certificates) that exists and can be read."""
+    if value is None:
+        return None
+    # Decision: checked with verify_tls = false too: the key names a file that must be there.
+    # Inferred: a relative path is relative to the working directory, as requests reads it.
+    path = Path(value).expanduser()
+    try:
+        if path.is_dir():
+            os.listdir(path)  # Decision: a folder of c_rehash'ed certificates works too (requests)
+        else:
+            with open(path, "rb") as handle:
+                handle.read(1)
+    except FileNotFoundError:
+        raise ValueError(f"no such file: {value}") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read {value}: {exc.strerror or exc}") from None
+    return str(path)
 
 
 class RetrySettings(_Section):
@@ -52,8 +85,11 @@ class WebitelSettings(_Section):
     ca_file: str | None = None
     timeout_s: float = Field(30.0, gt=0, le=600)
     page_size: int = Field(WEBITEL_MAX_PAGE_SIZE, ge=1, le=WEBITEL_MAX_PAGE_SIZE)
+    max_response_mb: int = Field(WEBITEL_MAX_RESPONSE_MB, ge=1, le=4096)
+    max_pages: int = Field(DEFAULT_MAX_PAGES, ge=1)
 
     _url = field_validator("url")(classmethod(lambda cls, v: _check_url(v)))
+    _ca_file = field_validator("ca_file")(classmethod(lambda cls, v: _check_ca_file(v)))
 
     @model_validator(mode="after")
     def _credentials(self) -> "WebitelSettings":
@@ -88,8 +124,12 @@ class CreatioSettings(_Section):
     # IIS refuses query strings over 2048 characters by default (requestLimits maxQueryString);
     # lookups in chunks stay under this many characters of URL.
     max_url_length: int = Field(2000, ge=256, le=65536)
+    max_response_mb: int = Field(CREATIO_MAX_RESPONSE_MB, ge=1, le=4096)
+    # A read with $count stops at the pages the count allows; this caps reads without one.
+    max_pages: int = Field(DEFAULT_MAX_PAGES, ge=1)
 
     _url = field_validator("url")(classmethod(lambda cls, v: _check_url(v)))
+    _ca_file = field_validator("ca_file")(classmethod(lambda cls, v: _check_ca_file(v)))
 
     @field_validator("identity_url")
     @classmethod

@@ -3,6 +3,15 @@
 Every record may carry ``run_id`` and ``job`` (bound with ``bind_run``); the JSON formatter writes
 them as fields, together with any ``extra={"fields": {...}}`` a line passes (a run's outcome,
 counts and duration, say).
+
+The secrets scrubbed are the process-wide list here (``register_secrets``: the configured
+passwords and tokens, a licence key being uploaded) and, asked at every line, what each live client
+holds right now (``connector.secrets.live_secrets``: session cookies, CSRF and access tokens).
+Decision: the formatters ask the live clients rather than have the clients register what they
+learn. A client's secrets are known the moment it holds them (a cookie set by any answer, a
+renewed token) without a hook that could be forgotten, and nothing piles up in a worker that logs
+in again for weeks: a client's session secrets leave the list with the client. What a client said
+while it lived is safe without it: its errors scrub their text when they are made.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import sys
 from datetime import datetime, timezone
 
 from connector.errors import redact
+from connector.secrets import MASK, live_secrets
 
 _run: contextvars.ContextVar[dict] = contextvars.ContextVar("wcsync_run", default={})
 _secrets: list[str] = []
@@ -24,9 +34,15 @@ def register_secrets(values: list[str]) -> None:
     _secrets.extend(v for v in values if v and v not in _secrets)
 
 
+def secrets_in_force() -> list[str]:
+    """The registered secrets and those every live client holds now."""
+    return [*_secrets, *live_secrets()]
+
+
 def scrub(text: str) -> str:
-    """``text`` with every registered secret replaced (for text that leaves the process otherwise)."""
-    return redact(text, _secrets)
+    """``text`` with every secret in force replaced, in any encoding (for text that leaves the
+    process otherwise: a run report, a health answer)."""
+    return redact(text, secrets_in_force())
 
 
 def bind_run(run_id: str, job: str) -> contextvars.Token:
@@ -57,7 +73,7 @@ class TextFormatter(logging.Formatter):
         line = f"{record.levelname.lower()}{run} {record.name}: {record.getMessage()}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return redact(line, _secrets)
+        return redact(line, secrets_in_force())
 
 
 class JsonFormatter(logging.Formatter):
@@ -76,9 +92,29 @@ class JsonFormatter(logging.Formatter):
             out.update({k: v for k, v in fields.items() if k not in out})
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        text = json.dumps(out, ensure_ascii=False, default=str)
-        # A secret with a quote or a backslash in it appears JSON-escaped in the line.
-        return redact(redact(text, _secrets), [json.dumps(v, ensure_ascii=False)[1:-1] for v in _secrets])
+        held = secrets_in_force()
+        text = json.dumps(_scrubbed(out, held), ensure_ascii=False, default=str)
+        # The values were scrubbed before serialising; the line again after it, for a secret that
+        # only serialising forms (one with a backslash that JSON escaping completes, say).
+        line = redact(text, held)
+        if line != text:
+            try:
+                json.loads(line)
+            except ValueError:  # the replacement broke the line's syntax: say so, show nothing
+                kept = {key: out[key] for key in ("time", "level", "logger", "run_id", "job") if key in out}
+                return json.dumps(kept | {"message": f"{MASK} (line withheld: it held a secret)"})
+        return line
+
+
+def _scrubbed(value, held: list[str]):
+    """``value`` (a JSON-able tree) with every string scrubbed; other values as ``str`` would show."""
+    if isinstance(value, dict):
+        return {key: _scrubbed(item, held) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrubbed(item, held) for item in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return redact(value if isinstance(value, str) else str(value), held)
 
 
 def setup_logging(level: str = "WARNING", fmt: str = "text") -> None:

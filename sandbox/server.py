@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from sandbox.base import Request, Response, Stats
@@ -32,6 +32,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Headers and body go out as two writes; with Nagle on, the second waits for the client's
+        # delayed ACK (about 40 ms a request on Linux), which no real server adds.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.track(self.connection, add=True)
 
     def finish(self) -> None:
@@ -64,6 +67,9 @@ class _Handler(BaseHTTPRequestHandler):
                                      [("Retry-After", owner.faults.retry_after_value())])
         else:
             response = owner.call_app(request)
+            tamper = owner.tamper
+            if tamper is not None:
+                response = tamper(request, response) or response
         owner.stats.record_request(request.method, route, response.status)
         self._write(response)
 
@@ -169,6 +175,11 @@ class SandboxServer:
         stats: The app's request and write counters; every request is recorded, faulted ones
             included, a dropped connection with status 0.
         faults: The current fault settings; assign a new ``Faults`` at run time to change them.
+        tamper: A switch for tests of odd and hostile servers: ``tamper(request, response)`` sees
+            every answer of the app and may return another one (None keeps the app's). It can
+            echo the request's headers into an error, answer a list page with ``"next": "false"``,
+            repeat a page, or send an error envelope with status 200. Faults come first: a
+            faulted request never reaches the app or the switch.
     """
 
     def __init__(self, app: Any, *, faults: Faults | None = None, host: str = "127.0.0.1",
@@ -177,6 +188,7 @@ class SandboxServer:
         self.host = host
         self.port = port
         self.injector = FaultInjector(faults)
+        self.tamper: Callable[[Request, Response], Response | None] | None = None
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._opened_before_stop = 0

@@ -16,13 +16,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from typing import Callable
 
 import requests
 from pydantic import SecretStr
 
-from ..errors import ApiError, AuthError, BadResponse
-from ..http import HttpClient, json_body
+from ..errors import ApiError, AuthError, BadResponse, cut
+from ..http import MAX_ID, HttpClient, json_body
 from ..settings import CreatioSettings
 
 log = logging.getLogger(__name__)
@@ -111,14 +112,16 @@ class FormsAuth:
         if not isinstance(code, int) or isinstance(code, bool):
             raise AuthError("login answered without a numeric Code", **fields)
         if code != 0:
-            message = str(payload.get("Message") or "login refused")
-            message = message.replace(self._password.get_secret_value(), "***")
-            raise AuthError(f"login refused (Code {code}): {message}", error_id=str(code), **fields)
+            message = cut(http.scrub(str(payload.get("Message") or "login refused")))
+            raise AuthError(f"login refused (Code {code}): {message}", error_id=cut(str(code), MAX_ID),
+                            **fields)
         self._logged_in = True
         if not any(cookie_value(http.session.cookies, name) for name in SESSION_COOKIES):
             log.warning("creatio login succeeded but set neither .ASPXAUTH nor BPMCSRF")
 
     def secrets(self) -> list[str]:
+        """The password; the session's cookies (``.ASPXAUTH``, ``BPMCSRF``, ...) are the
+        ``HttpClient``'s, which holds every cookie value the session got as a secret."""
         return [self._password.get_secret_value()]
 
     def __repr__(self) -> str:
@@ -142,6 +145,9 @@ class OAuthAuth:
         self._client_secret = client_secret
         self._clock = clock
         self._token: str | None = None
+        # Decision: the last few tokens stay secrets after renewal: a renewed token is still valid
+        # at the Identity Service until it expires, and an error about it may be logged later.
+        self._tokens: deque[str] = deque(maxlen=8)
         self._renew_at = 0.0
         self._lock = threading.Lock()
 
@@ -185,7 +191,8 @@ class OAuthAuth:
         token = payload.get("access_token") if isinstance(payload, dict) else None
         if not isinstance(token, str) or not token:
             error = payload.get("error") if isinstance(payload, dict) else None
-            raise AuthError(f"token request answered without an access token ({error or 'no error given'})",
+            error = cut(http.scrub(str(error)), MAX_ID) if error else "no error given"
+            raise AuthError(f"token request answered without an access token ({error})",
                             system="creatio", method="POST", path=TOKEN_PATH, status=response.status_code)
         lifetime = payload.get("expires_in", DEFAULT_TOKEN_LIFETIME_S)
         try:
@@ -194,10 +201,12 @@ class OAuthAuth:
             lifetime = DEFAULT_TOKEN_LIFETIME_S
         # A very short lifetime still gets half of it used, rather than a fetch before every call.
         self._renew_at = sent_at + lifetime - min(RENEW_MARGIN_S, lifetime / 2)
+        self._tokens.append(token)
         self._token = token
 
     def secrets(self) -> list[str]:
-        return [s for s in (self._client_secret.get_secret_value(), self._token) if s]
+        """The client secret and the access tokens fetched (the last few)."""
+        return [s for s in (self._client_secret.get_secret_value(), *self._tokens) if s]
 
     def __repr__(self) -> str:
         return (f"OAuthAuth(token_url={self.token_url!r}, client_id={self.client_id!r}, "

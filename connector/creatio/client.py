@@ -6,12 +6,14 @@ status mapping). Routes given for the counters keep the entity name but never a 
 
 Paging (reference creatio-api.md section 2.4, open question 4): ``$top``/``$skip`` with a stable
 ``$orderby`` that always ends on ``Id``; an ``@odata.nextLink`` is followed when the server sends
-one.
+one. A read ends: the pages its ``$count`` allows (or ``max_pages`` without a count) bound it, a
+page of rows all read before stops it, and a row read twice is passed on once.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from typing import Any, Callable, Iterable, Iterator
@@ -62,7 +64,8 @@ class CreatioClient:
         self.odata_path = settings.odata_path
         self.http = HttpClient(system="creatio", base_url=settings.url, timeout_s=settings.timeout_s,
                                verify=settings.verify, retry=retry or RetryPolicy(), parse_error=parse_error,
-                               auth=make_auth(settings, clock=clock), session=session, sleep=sleep)
+                               auth=make_auth(settings, clock=clock), session=session, sleep=sleep,
+                               max_response_bytes=settings.max_response_mb * 2**20)
 
     @property
     def counter(self) -> RequestCounter:
@@ -98,7 +101,7 @@ class CreatioClient:
         return params
 
     def iter_rows(self, entity: str, *, select: list[str], filter: str | None = None, orderby: str = "Id",
-                  page_size: int | None = None) -> Iterator[dict[str, Any]]:
+                  page_size: int | None = None) -> Iterator[Any]:
         """Every row of ``entity`` matching ``filter``, fetched lazily page by page.
 
         A read knows when it is complete: the first page asks for ``$count``, and a page shorter
@@ -106,6 +109,15 @@ class CreatioClient:
         rows than asked without a nextLink (a row limit lowered below ``page_size``, or read
         rights that hide rows), and rows taken for absent would be planned as deleted. Without a
         count in the answer, the read goes on until an empty page (or the last nextLink).
+
+        A read also knows when it must stop: with a count, after the pages the count allows at
+        the page size the server showed on the first page (and two more, for rows added while
+        reading); without one, after ``settings.max_pages``. A row whose ``Id`` came before (an
+        insert during the read shifts later pages by one) is dropped with a warning; a page of
+        nothing but such rows means the server ignores paging.
+
+        Rows are yielded as the server sent them: a row that is not an object is the caller's
+        to refuse (``records.Row`` raises ``RecordError`` for it).
 
         Args:
             entity: the entity set, e.g. ``Contact``.
@@ -116,34 +128,57 @@ class CreatioClient:
 
         Raises:
             BadResponse: the answer has no ``value`` list, a page repeats (a server ignoring
-                ``$skip`` would otherwise loop forever), or the rows end before the count said.
+                ``$skip`` would otherwise loop forever), a nextLink repeats, the pages go past the
+                limit, or the rows end before the count said.
         """
         path = self._collection(entity)
         top = page_size or self.settings.page_size
         skip = 0
         url: str = path
         params: list[tuple[str, str]] | None = self._query(select, filter, orderby, top, skip)
-        previous_first: Any = None
         seen_links: set[str] = set()
+        # Decision: the Ids read so far, to drop rows read twice: about 100 bytes a row, 100 MB
+        # for a million; whole tables are read only when that costs fewer requests than lookups.
+        seen_ids: set[str] = set()
         total: int | None = None  # rows matching, as the first page counted them
+        max_pages = self.settings.max_pages
         in_request = 0  # rows since the last $skip request (a nextLink chain counts as one)
+        pages = 0
         while True:
+            pages += 1
+            if pages > max_pages:
+                limit = (f"the {total} rows counted allow {max_pages}" if total is not None
+                         else f"max_pages is {max_pages}")
+                raise BadResponse(f"{self.settings.url} kept sending pages: paging stopped after "
+                                  f"{max_pages} pages ({limit})",
+                                  system="creatio", method="GET", path=path)
             response = self.http.request("GET", url, route=path, params=params, headers=ACCEPT_JSON)
             payload = json_body(response, system="creatio")
             rows = payload.get("value") if isinstance(payload, dict) else None
             if not isinstance(rows, list):
                 raise BadResponse("collection answer without a value list", system="creatio", method="GET",
                                   path=path, status=response.status_code)
-            if total is None and skip == 0 and not seen_links:
+            if pages == 1:
                 count = payload.get("@odata.count")
                 total = count if isinstance(count, int) and not isinstance(count, bool) else None
-            first = rows[0].get("Id") if rows and isinstance(rows[0], dict) else None
-            if first is not None and first == previous_first:
+                if total is not None:
+                    # Decision: the count allows its rows at the page size the server keeps to (a
+                    # site limit may be below $top), and two more pages: for rows added during the
+                    # read and for the empty page that ends it.
+                    shown = max(1, min(len(rows), top)) if len(rows) < total else top
+                    max_pages = min(max_pages, math.ceil(total / shown) + 2) if total else 2
+            fresh, repeated = self._new_rows(rows, seen_ids)
+            if rows and repeated == len(rows):
+                first = rows[0].get("Id")
                 raise BadResponse(f"the server repeated a page (first Id {first}); paging stopped",
                                   system="creatio", method="GET", path=path, status=response.status_code)
-            previous_first = first
+            if repeated:
+                # Decision: a row read twice (an insert during the read shifts the later pages by
+                # one) is passed on once, with a warning; the first copy is as current as the second.
+                log.warning("creatio GET %s: %d rows of page %d came before; each is read once",
+                            path, repeated, pages)
             in_request += len(rows)
-            yield from rows
+            yield from fresh
             link = payload.get("@odata.nextLink")
             if isinstance(link, str) and link:
                 url, params = self._next_link(response, link, path), None
@@ -169,6 +204,21 @@ class CreatioClient:
             skip = read
             in_request = 0
             url, params = path, self._query(select, filter, orderby, top, skip)
+
+    @staticmethod
+    def _new_rows(rows: list[Any], seen: set[str]) -> tuple[list[Any], int]:
+        """(the rows whose Id has not come before, how many had)."""
+        fresh, repeated = [], 0
+        for row in rows:
+            key = row.get("Id") if isinstance(row, dict) else None
+            if isinstance(key, str):
+                key = key.lower()
+                if key in seen:
+                    repeated += 1
+                    continue
+                seen.add(key)
+            fresh.append(row)
+        return fresh, repeated
 
     def _next_link(self, response: requests.Response, link: str, path: str) -> str:
         url = urljoin(response.url or self.http.url(path), link)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, ClassVar, Mapping
 
-from ..errors import ConfigError, RecordError
+from ..errors import ConfigError, RecordError, cut
 from .objects import ObjectModel
 from .odata import Guid, datetime_literal
 from .values import EMPTY_GUID, PARSERS, ColumnType
@@ -36,6 +36,11 @@ class Row:
     """
 
     def __init__(self, data: Mapping[str, Any], entity: str = "") -> None:
+        if not isinstance(data, Mapping):
+            # A server may put anything in "value": a number or a string is one bad record.
+            shown = cut(repr(data), 60)
+            raise RecordError(f"the row is {type(data).__name__} {shown}, not an object", system="creatio",
+                              object=entity)
         self.data = data
         self.entity = entity
 
@@ -86,7 +91,7 @@ class Row:
 
     def _ident(self) -> str:
         value = self.data.get("Id")
-        return f"id {value}" if isinstance(value, str) else ""
+        return f"id {cut(value, 60)}" if isinstance(value, str) else ""
 
 
 def write_value(kind: ColumnType, value: Any) -> Any:

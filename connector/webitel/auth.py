@@ -7,6 +7,8 @@ token has no expiry, so a 401 with one is final; a session token from ``POST /ap
 
 from __future__ import annotations
 
+from collections import deque
+
 import requests
 from pydantic import SecretStr
 
@@ -46,6 +48,9 @@ class LoginAuth:
         self._password = password
         self.domain = domain
         self._token: str | None = None
+        # Decision: the last few session tokens stay secrets after a re-login: the old one may
+        # still be valid at the server, and an error about it may be logged later.
+        self._tokens: deque[str] = deque(maxlen=8)
 
     def apply(self, http: HttpClient, headers: dict[str, str]) -> None:
         if self._token is None:
@@ -80,10 +85,15 @@ class LoginAuth:
                 path="/login",
                 status=response.status_code,
             )
+        if not isinstance(token, str):
+            raise AuthError("login answered with an access token that is not a string", system="webitel",
+                            method="POST", path="/login", status=response.status_code)
+        self._tokens.append(token)
         self._token = token
 
     def secrets(self) -> list[str]:
-        return [v for v in (self._password.get_secret_value(), self._token) if v]
+        """The password and the session tokens of the last few logins."""
+        return [v for v in (self._password.get_secret_value(), *self._tokens) if v]
 
     def __repr__(self) -> str:
         return f"LoginAuth(username={self.username!r}, password=**********, domain={self.domain!r})"

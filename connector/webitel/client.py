@@ -2,26 +2,37 @@
 
 Paths are relative to the configured API base (which ends in ``/api``). Lists are lazy iterators;
 anything returning a list is built on them.
+
+Paging (reference section 1.5): ``page``/``size``, and ``{"page", "next", "items"}`` answers. A
+list read trusts nothing else: ``next`` must be a real boolean, an answer without ``items`` must
+be an empty list and not an error envelope, a page of ids all read before means the server ignores
+paging, an id read before is passed on once, and Webitel gives no count, so ``max_pages`` bounds a
+read.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Callable, Iterator
 
 import requests
 from pydantic import ValidationError
 
-from ..errors import BadResponse, RecordError
-from ..http import HttpClient, json_body
+from ..errors import BadResponse, RecordError, cut
+from ..http import MAX_ID, HttpClient, json_body
 from ..retry import RetryPolicy
 from ..settings import WebitelSettings
 from .auth import LoginAuth, TokenAuth
 from .error_body import parse_error
 from .models import Customer, License, LicenseHolder, WebitelUser
 
+log = logging.getLogger(__name__)
+
 # What the sync reads of a user; the default list output lacks email and license (reference 2.1).
 USER_FIELDS = ("id", "username", "name", "email", "extension", "license", "updated_at")
+# The keys of a list answer; Webitel leaves out empty ones, so {} or {"page": 1} is an empty list.
+PAGE_KEYS = frozenset({"page", "size", "next", "items"})
 
 
 class WebitelClient:
@@ -58,6 +69,7 @@ class WebitelClient:
             auth=auth,
             session=session,
             sleep=sleep,
+            max_response_bytes=settings.max_response_mb * 2**20,
         )
 
     @property
@@ -65,37 +77,65 @@ class WebitelClient:
         return self.http.counter
 
     # ---- paging ---------------------------------------------------------------------------------
-    def _pages(self, path: str, route: str, params: list[tuple[str, Any]], page_size: int) -> Iterator[dict]:
-        """Yield raw items page by page; stop on ``next`` false or an empty page; refuse a repeat."""
-        page, previous_first = 1, None
+    def _pages(self, path: str, route: str, params: list[tuple[str, Any]], page_size: int,
+               key: Callable[[Any], Any] = lambda item: _id_key(item.get("id"))) -> Iterator[Any]:
+        """Yield raw items page by page until ``next`` is false or absent, or a page is empty.
+
+        Args:
+            key: an item's identity (None: unknown), to pass each item on once and to tell a
+                page the server repeats.
+
+        Raises:
+            BadResponse: an answer that is not a list (an error envelope with status 200 among
+                them), ``next`` that is not a boolean, a page of items all read before, or more
+                pages than ``settings.max_pages``.
+        """
+        page, seen, previous = 1, set(), set()
         while True:
+            if page > self.settings.max_pages:
+                raise BadResponse(
+                    f"{self.settings.url} kept answering next = true: paging stopped after "
+                    f"{self.settings.max_pages} pages (max_pages)",
+                    system="webitel", method="GET", path=route,
+                )
             response = self.http.request(
                 "GET", path, route=route, params=[*params, ("page", page), ("size", page_size)]
             )
             body = json_body(response, system="webitel")
-            items = body.get("items") or [] if isinstance(body, dict) else None
-            if items is None or not isinstance(items, list):
-                raise BadResponse(
-                    "list answer without an items array",
-                    system="webitel",
-                    method="GET",
-                    path=route,
-                    status=response.status_code,
-                )
+            items = _items(body, route, response.status_code)
             if not items:
                 return
-            first = items[0].get("id") if isinstance(items[0], dict) else None
-            if first is not None and first == previous_first:
+            fresh, keys = [], set()
+            for item in items:
+                ident = key(item) if isinstance(item, dict) else None
+                if ident is not None:
+                    keys.add(ident)
+                    if ident in seen:
+                        continue
+                    seen.add(ident)
+                fresh.append(item)
+            if not fresh:
+                first = cut(str(key(items[0])), 40)
+                which = "the previous page" if keys <= previous else "pages read before"
                 raise BadResponse(
-                    f"page {page} repeats the previous page (first id {first}); the server ignores paging",
-                    system="webitel",
-                    method="GET",
-                    path=route,
+                    f"page {page} repeats {which} (first id {first}); the server ignores paging",
+                    system="webitel", method="GET", path=route,
                 )
-            previous_first = first
-            yield from items
-            if not body.get("next"):
+            if len(fresh) < len(items):
+                # Decision: an id on two pages (a user added while reading shifts the pages by one)
+                # is passed on once; the first copy is as current as the second.
+                log.warning("webitel GET %s: %d items of page %d came on an earlier page; each is read once",
+                            route, len(items) - len(fresh), page)
+            previous = keys
+            yield from fresh
+            more = body.get("next")
+            if more is None or more is False:
                 return
+            if more is not True:
+                # Decision: "false", 1 or "yes" is no answer to "is there more": the read fails
+                # rather than guess, as stopping early would take the rest of the users for deleted.
+                raise BadResponse(f'"next" is {cut(repr(more), 40)}, not a boolean; paging stopped',
+                                  system="webitel", method="GET", path=route, status=response.status_code)
             page += 1
 
     # ---- users ----------------------------------------------------------------------------------
@@ -201,7 +241,8 @@ class WebitelClient:
     def iter_license_holders(self, serial: str, *, page_size: int | None = None) -> Iterator[LicenseHolder]:
         """Users holding licence ``serial`` (``/products/{serial}/users``: the id is the serial)."""
         path = f"products/{requests.utils.quote(serial, safe='')}/users"
-        for raw in self._pages(path, "/products/{id}/users", [], page_size or self.settings.page_size):
+        for raw in self._pages(path, "/products/{id}/users", [], page_size or self.settings.page_size,
+                               key=_holder_key):
             yield _parse(LicenseHolder, raw, "license holder")
 
     def get_customer(self) -> Customer:
@@ -225,6 +266,39 @@ class WebitelClient:
         response = self.http.request("GET", "userinfo", route="/userinfo")
         body = json_body(response, system="webitel")
         return body if isinstance(body, dict) else {}
+
+
+def _items(body: Any, route: str, status: int) -> list[Any]:
+    """The items of a list answer, or ``BadResponse`` when the answer is no list."""
+    fields = dict(system="webitel", method="GET", path=route, status=status)
+    if not isinstance(body, dict):
+        raise BadResponse("list answer is not an object", **fields)
+    items = body.get("items")
+    if items is not None and not isinstance(items, list):
+        raise BadResponse("list answer without an items array", **fields)
+    if not items and set(body) - PAGE_KEYS:
+        # Decision: an answer without items is an empty list only when it holds nothing but the
+        # paging keys; {"id", "code", "status", "detail"} with status 200 is an error, and reading
+        # it as "no users" would plan every user's record as deleted.
+        detail = body.get("detail") or body.get("message") or body.get("status") or body.get("error")
+        error_id = body.get("id") if isinstance(body.get("id"), str) else ""
+        raise BadResponse(f"list answer without items: {cut(str(detail or sorted(body)), 200)}",
+                          error_id=cut(error_id, MAX_ID), **fields)
+    return items or []
+
+
+def _id_key(value: Any) -> Any:
+    """An id as a set key ("17" and 17 are one user); None when there is no usable id."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return value if isinstance(value, (int, str)) else None
+
+
+def _holder_key(item: dict) -> Any:
+    user = item.get("user")
+    return _id_key(user.get("id")) if isinstance(user, dict) else None
 
 
 def _filter_params(filters: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -264,11 +338,14 @@ def _parse_user(raw: Any) -> WebitelUser | RecordError:
         field = str(err["loc"][0]) if err["loc"] else ""
         ident = raw.get("id", "?") if isinstance(raw, dict) else "?"
         name = raw.get("username", "") if isinstance(raw, dict) else ""
+        name = cut(name, 60) if isinstance(name, str) else ""
+        # An id that is no id is shown quoted, never as "(id <digits>)", which names a real user.
+        shown = f"id {ident}" if field != "id" else f"invalid id {cut(repr(ident), 40)}"
         return RecordError(
-            f"cannot be read: {err['msg']}",
+            f"cannot be read: {err['msg'].removeprefix('Value error, ')}",
             system="webitel",
             object="user",
-            record=f"{name or '<no username>'} (id {ident})",
+            record=f"{name or '<no username>'} ({shown})",
             field=field,
         )
 

@@ -14,6 +14,27 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, fi
 from pydantic.dataclasses import dataclass
 
 MS_PER_DAY = 86_400_000
+# Webitel's ids are int64 (reference section 1.5); a user id is a positive one.
+MAX_INT64 = 2**63 - 1
+
+
+def positive_id(value: object) -> int:
+    """A Webitel id as sent (a JSON number or a string of digits) as an int in ``1..2**63-1``.
+
+    ``true``, ``-1``, ``0``, ``1.5`` or 40 digits are no id: a boolean would otherwise read as 1,
+    which is another user.
+    """
+    problem = f"must be a whole number from 1 to {MAX_INT64}"
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(problem)
+    if isinstance(value, str):
+        # Decision: digits only, as int64 values come as JSON strings; no sign, no spaces.
+        if not (value.isascii() and value.isdigit()) or len(value) > 19:
+            raise ValueError(problem)
+        value = int(value)
+    if not 1 <= value <= MAX_INT64:
+        raise ValueError(problem)
+    return value
 
 
 def from_ms(value: object) -> datetime | None:
@@ -77,6 +98,7 @@ class WebitelUser:
     # Inferred: User.updated_at is documented only as "unix"; the sandbox and the licence fields use
     # milliseconds, so milliseconds it is (reference open question 8).
     _ms = field_validator("updated_at", "deleted_at", mode="before")(classmethod(lambda cls, v: from_ms(v)))
+    _id = field_validator("id", mode="before")(classmethod(lambda cls, v: positive_id(v)))
 
     @field_validator("username", "name", "email", "extension", mode="before")
     @classmethod

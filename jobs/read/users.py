@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Callable
+from typing import Callable, Iterator
 
 from connector.creatio import odata
 from connector.creatio.records import Account, Contact, ContactCommunication, SysUser
@@ -80,9 +80,8 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
     name_keys = {normalise_key(n) for n in names}
     contacts = [
         c
-        for c in map(
-            Contact.from_row, lookup(creatio, "Contact", "Name", names, Contact.columns(), None, stats)
-        )
+        for c in _typed(Contact, lookup(creatio, "Contact", "Name", names, Contact.columns(), None, stats),
+                        bad_rows)
         if normalise_key(c.name) in name_keys
     ]
     progress("looking up matching system users")
@@ -91,18 +90,13 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
     login_keys = {normalise_key(n) for n in logins}
     sys_users = [
         s
-        for s in map(
-            SysUser.from_row,
-            lookup(creatio, "SysAdminUnit", "Name", logins, SysUser.columns(), user_filter, stats),
-        )
+        for s in _typed(
+            SysUser, lookup(creatio, "SysAdminUnit", "Name", logins, SysUser.columns(), user_filter, stats),
+            bad_rows)
         if normalise_key(s.name) in login_keys
     ]
-    accounts = [
-        Account.from_row(r)
-        for r in creatio.iter_rows(
-            "Account", select=Account.columns(), filter=odata.eq("Name", tidy(account_name))
-        )
-    ]
+    accounts = list(_typed(Account, creatio.iter_rows(
+        "Account", select=Account.columns(), filter=odata.eq("Name", tidy(account_name))), bad_rows))
     stats.floor["Account"] = 1
     contact_ids = (
         {r.contact_id for r in records if r.contact_id}
@@ -113,8 +107,8 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
     type_filter = odata.eq("CommunicationTypeId", odata.Guid(EXTENSION_COMMUNICATION_TYPE))
     comms = [
         c
-        for c in map(
-            ContactCommunication.from_row,
+        for c in _typed(
+            ContactCommunication,
             lookup(
                 creatio,
                 "ContactCommunication",
@@ -124,6 +118,7 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
                 type_filter,
                 stats,
             ),
+            bad_rows,
         )
         if c.contact_id in contact_ids
     ]
@@ -147,6 +142,15 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
         unreadable_records=frozenset(unreadable),
     )
     return snapshot, stats
+
+
+def _typed(record_type, rows, bad_rows: list) -> Iterator:
+    """Typed records of Creatio's own objects; a row that does not parse is that row's error."""
+    for row in rows:
+        try:
+            yield record_type.from_row(row)
+        except RecordError as exc:
+            bad_rows.append((None, Issue("invalid_record", str(exc), field=exc.field)))
 
 
 def _searchable(creatio, users: list) -> tuple[list, list]:

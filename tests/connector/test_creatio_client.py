@@ -55,7 +55,9 @@ def sleeps():
 
 @pytest.fixture
 def client(sleeps):
-    responses.post(LOGIN, json={"Code": 0}, headers=[("Set-Cookie", ".ASPXAUTH=a; path=/"),
+    # Realistic cookie values: every cookie value is a secret, and a one-letter one would be
+    # scrubbed from every message as a word of its own.
+    responses.post(LOGIN, json={"Code": 0}, headers=[("Set-Cookie", ".ASPXAUTH=aspx-1; path=/"),
                                                      ("Set-Cookie", "BPMCSRF=csrf-1; path=/")])
     settings = CreatioSettings(url=SITE, username="svc", password="pw-SECRET-1", page_size=3, batch_size=100)
     return CreatioClient(settings, retry=RetryPolicy(max_attempts=3), sleep=sleeps)
@@ -182,10 +184,97 @@ def test_collection_without_value_is_bad_response(client):
         client.list_rows("Contact", select=["Id"])
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"select": ["Name;drop"]}, {"select": ["Id"], "orderby": "Name asc; x"},
-    {"select": ["Id"], "orderby": "Id up"},
-])
+def endless(make_page, *, stop_after=60):
+    """A Contact callback answering ``make_page(n, query)`` for the n-th request; after
+    ``stop_after`` requests an empty page, so that a client without limits ends (wrongly)."""
+    calls = []
+
+    def callback(request):
+        calls.append(request.url)
+        n = len(calls)
+        body = make_page(n, parse_qs(urlsplit(request.url).query)) if n <= stop_after else {"value": []}
+        return 200, {}, json.dumps(body)
+
+    responses.add_callback(responses.GET, CONTACTS, callback=callback)
+    return calls
+
+
+def new_rows(n, size=3):
+    return [{"Id": guid(n * 100 + i)} for i in range(size)]
+
+
+def limited(sleeps, **kw):
+    settings = CreatioSettings(url=SITE, username="svc", password="pw-SECRET-1", page_size=3, **kw)
+    return CreatioClient(settings, retry=RetryPolicy(max_attempts=1), sleep=sleeps)
+
+
+def test_endless_full_pages_without_a_count_stop_at_max_pages(client, sleeps):
+    calls = endless(lambda n, q: {"value": new_rows(n)})
+    with pytest.raises(errors.BadResponse) as raised:
+        limited(sleeps, max_pages=7).list_rows("Contact", select=["Id"])
+    assert len(calls) == 7
+    assert "creatio GET /0/odata/Contact" in str(raised.value) and SITE in str(raised.value)
+    assert "after 7 pages (max_pages is 7)" in str(raised.value)
+
+
+def test_with_a_count_the_pages_stop_where_the_count_allows(client):
+    # Six rows counted at three a page: two pages, two more allowed; the server never stops.
+    calls = endless(lambda n, q: {"value": new_rows(n), "@odata.count": 6,
+                                  "@odata.nextLink": f"{CONTACTS}?$skiptoken={n}"})
+    with pytest.raises(errors.BadResponse, match="the 6 rows counted allow 4"):
+        client.list_rows("Contact", select=["Id"])
+    assert len(calls) == 4
+
+
+def test_an_endless_chain_of_new_next_links_stops(client, sleeps):
+    calls = endless(lambda n, q: {"value": new_rows(n), "@odata.nextLink": f"{CONTACTS}?$skiptoken={n}"})
+    with pytest.raises(errors.BadResponse, match="kept sending pages"):
+        limited(sleeps, max_pages=12).list_rows("Contact", select=["Id"])
+    assert len(calls) == 12
+
+
+def test_pages_that_alternate_are_refused(client):
+    calls = endless(lambda n, q: {"value": new_rows(n % 2)})
+    with pytest.raises(errors.BadResponse, match="repeated a page"):
+        client.list_rows("Contact", select=["Id"])
+    assert len(calls) == 3
+
+
+def test_a_row_read_twice_is_passed_on_once_with_a_warning(client, caplog):
+    # A row added during the read shifts the next page by one: its first row came before.
+    pages = [[guid(1), guid(2), guid(3)], [guid(3).upper(), guid(4), guid(5)], [guid(6)]]
+    endless(lambda n, q: {"value": [{"Id": i} for i in pages[n - 1]]} if n <= 3 else {"value": []})
+    with caplog.at_level("WARNING"):
+        ids = [r["Id"] for r in client.iter_rows("Contact", select=["Id"])]
+    assert ids == [guid(1), guid(2), guid(3), guid(4), guid(5), guid(6)]
+    assert "1 rows of page 2 came before" in caplog.text
+
+
+@pytest.mark.parametrize("row", [5, "text", None, [1, 2], True])
+def test_a_row_that_is_not_an_object_is_a_record_error(client, row):
+    responses.get(
+        CONTACTS,
+        json={
+            "value": [row, {"Id": ID, "Name": "Ann", "Email": "", "AccountId": EMPTY_GUID}],
+            "@odata.count": 2,
+        },
+    )
+    odd, good = client.list_rows("Contact", select=Contact.columns())
+    for read in (Contact.from_row, lambda r: WebitelUserRecord.from_row(r, PROFILES["default"])):
+        with pytest.raises(errors.RecordError, match="not an object") as raised:
+            read(odd)
+        assert raised.value.system == "creatio"
+    assert Contact.from_row(good).name == "Ann"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"select": ["Name;drop"]},
+        {"select": ["Id"], "orderby": "Name asc; x"},
+        {"select": ["Id"], "orderby": "Id up"},
+    ],
+)
 def test_iter_rows_validates_names(client, kwargs):
     with pytest.raises(ValueError):
         list(client.iter_rows("Contact", **kwargs))
@@ -197,9 +286,14 @@ def test_iter_rows_validates_names(client, kwargs):
 
 
 def test_count(client):
-    responses.get(CONTACTS, json={"@odata.count": 42, "value": []}, match=[
-        matchers.query_param_matcher({"$filter": "Active eq true", "$count": "true", "$top": "0"}),
-        matchers.header_matcher(SESSION)])
+    responses.get(
+        CONTACTS,
+        json={"@odata.count": 42, "value": []},
+        match=[
+            matchers.query_param_matcher({"$filter": "Active eq true", "$count": "true", "$top": "0"}),
+            matchers.header_matcher(SESSION),
+        ],
+    )
     assert client.count("Contact", odata.eq("Active", True)) == 42
     assert client.counter.total("GET", "/0/odata/Contact") == 1
 
@@ -211,9 +305,11 @@ def test_count_without_number_is_bad_response(client):
 
 
 def test_get_and_404(client):
-    responses.get(f"{CONTACTS}({ID})", json={"Id": ID, "Name": "Ann"},
-                  match=[matchers.query_param_matcher({"$select": "Id,Name"}),
-                         matchers.header_matcher(SESSION)])
+    responses.get(
+        f"{CONTACTS}({ID})",
+        json={"Id": ID, "Name": "Ann"},
+        match=[matchers.query_param_matcher({"$select": "Id,Name"}), matchers.header_matcher(SESSION)],
+    )
     responses.get(f"{CONTACTS}({guid(9)})", status=404, json=odata_error("not found"))
     assert client.get("Contact", ID.upper(), select=["Id", "Name"]) == {"Id": ID, "Name": "Ann"}
     assert client.get("Contact", guid(9)) is None
@@ -221,8 +317,14 @@ def test_get_and_404(client):
 
 
 def test_get_on_unknown_entity_raises(client):
-    responses.get(f"{ODATA}/Nope({ID})", status=404, json={
-        "Message": "No HTTP resource was found that matches the request URI", "MessageDetail": "No type"})
+    responses.get(
+        f"{ODATA}/Nope({ID})",
+        status=404,
+        json={
+            "Message": "No HTTP resource was found that matches the request URI",
+            "MessageDetail": "No type",
+        },
+    )
     with pytest.raises(errors.NotFound):
         client.get("Nope", ID)
 
@@ -233,8 +335,11 @@ def test_get_refuses_non_guid_id(client):
 
 
 def test_update_and_delete_exact_requests(client):
-    responses.patch(f"{CONTACTS}({ID})", status=204,
-                    match=[matchers.json_params_matcher({"Name": "Bob"}), matchers.header_matcher(SESSION)])
+    responses.patch(
+        f"{CONTACTS}({ID})",
+        status=204,
+        match=[matchers.json_params_matcher({"Name": "Bob"}), matchers.header_matcher(SESSION)],
+    )
     responses.delete(f"{CONTACTS}({ID})", status=204, match=[matchers.header_matcher(SESSION)])
     responses.delete(f"{CONTACTS}({guid(2)})", status=404, json=odata_error("gone"))
     assert client.update("Contact", ID, {"Name": "Bob"}) is None
@@ -264,8 +369,11 @@ def test_429_retry_after_seconds_is_honoured(client, sleeps):
 
 def test_429_retry_after_http_date_is_honoured(client, sleeps):
     when = datetime.now(timezone.utc).replace(microsecond=0)
-    responses.get(CONTACTS, status=429, headers={"Retry-After": format_datetime(when + timedelta(seconds=10),
-                                                                               usegmt=True)})
+    responses.get(
+        CONTACTS,
+        status=429,
+        headers={"Retry-After": format_datetime(when + timedelta(seconds=10), usegmt=True)},
+    )
     responses.get(CONTACTS, json={"@odata.count": 1})
     client.count("Contact")
     assert len(sleeps) == 1 and 7.0 <= sleeps[0] <= 10.0
@@ -295,13 +403,19 @@ def test_iter_by_values_chunks_within_max_url_length(sleeps):
     names = [f"Łukasz Żółć {i}" for i in range(12)]
 
     def callback(request):
-        found = [{"Id": guid(i), "Name": n} for i, n in enumerate(names) if f"'{n}'" in parse_qs(
-            urlsplit(request.url).query)["$filter"][0]]
+        found = [
+            {"Id": guid(i), "Name": n}
+            for i, n in enumerate(names)
+            if f"'{n}'" in parse_qs(urlsplit(request.url).query)["$filter"][0]
+        ]
         return 200, {}, json.dumps({"value": found, "@odata.count": len(found)})
 
     responses.add_callback(responses.GET, f"{ODATA}/Contact", callback=callback)
-    rows = list(client.iter_by_values("Contact", "Name", names, select=["Name"],
-                                      extra_filter=odata.eq("Active", True)))
+    rows = list(
+        client.iter_by_values(
+            "Contact", "Name", names, select=["Name"], extra_filter=odata.eq("Active", True)
+        )
+    )
     assert [r["Name"] for r in rows] == names
     calls = data_calls()
     assert len(calls) > 1
@@ -347,8 +461,10 @@ EDMX = """<?xml version="1.0" encoding="utf-8"?>
 
 def test_parse_metadata_with_inheritance():
     meta = parse_metadata(EDMX)
-    assert meta == {"Contact": {"Id", "CreatedOn", "ModifiedOn", "Name", "AccountId"},
-                    "WebitelUser": {"Id", "CreatedOn", "ModifiedOn", "Name", "Extension"}}
+    assert meta == {
+        "Contact": {"Id", "CreatedOn", "ModifiedOn", "Name", "AccountId"},
+        "WebitelUser": {"Id", "CreatedOn", "ModifiedOn", "Name", "Extension"},
+    }
 
 
 @pytest.mark.parametrize("document", ["<html>", "<html><head><title>x</title></head></html>"])
@@ -362,13 +478,20 @@ def test_missing_columns_names_entities_and_columns():
     assert missing_columns(meta, PROFILES["default"]) == []
     del meta["WebitelLicense"]
     meta["WebitelUser"] -= {"Extension", "Active"}
-    assert missing_columns(meta, PROFILES["default"]) == ["WebitelUser.Extension", "WebitelUser.Active",
-                                                          "WebitelLicense"]
+    assert missing_columns(meta, PROFILES["default"]) == [
+        "WebitelUser.Extension",
+        "WebitelUser.Active",
+        "WebitelLicense",
+    ]
 
 
 def test_metadata_request_and_missing_columns(client):
-    responses.get(f"{ODATA}/$metadata", body=EDMX, content_type="application/xml",
-                  match=[matchers.header_matcher({**SESSION, "Accept": "application/xml"})])
+    responses.get(
+        f"{ODATA}/$metadata",
+        body=EDMX,
+        content_type="application/xml",
+        match=[matchers.header_matcher({**SESSION, "Accept": "application/xml"})],
+    )
     missing = client.missing_columns(object_model("wsysaccount"))
     assert "WSysAccount" in missing and "Contact.Email" in missing and "Contact.Name" not in missing
 
@@ -376,15 +499,18 @@ def test_metadata_request_and_missing_columns(client):
 # --- typed rows and records ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("2020-05-18T17:50:39.2838673Z", datetime(2020, 5, 18, 17, 50, 39, 283867, tzinfo=timezone.utc)),
-    ("2011-01-30T15:22:43.771Z", datetime(2011, 1, 30, 15, 22, 43, 771000, tzinfo=timezone.utc)),
-    ("2019-08-19T13:46:11Z", datetime(2019, 8, 19, 13, 46, 11, tzinfo=timezone.utc)),
-    ("2024-01-01T02:00:00+02:00", datetime(2024, 1, 1, tzinfo=timezone.utc)),
-    ("0001-01-01T00:00:00Z", None),
-    ("", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2020-05-18T17:50:39.2838673Z", datetime(2020, 5, 18, 17, 50, 39, 283867, tzinfo=timezone.utc)),
+        ("2011-01-30T15:22:43.771Z", datetime(2011, 1, 30, 15, 22, 43, 771000, tzinfo=timezone.utc)),
+        ("2019-08-19T13:46:11Z", datetime(2019, 8, 19, 13, 46, 11, tzinfo=timezone.utc)),
+        ("2024-01-01T02:00:00+02:00", datetime(2024, 1, 1, tzinfo=timezone.utc)),
+        ("0001-01-01T00:00:00Z", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_parse_datetime(text, expected):
     assert parse_datetime(text) == expected
 
@@ -395,18 +521,26 @@ def test_standard_models():
     assert Account.from_row({"Id": ID, "Name": ""}) == Account(ID, "")
     user = SysUser.from_row({"Id": ID, "Name": "ann", "ContactId": guid(1), "Active": True})
     assert user == SysUser(ID, "ann", guid(1), True)
-    comm = ContactCommunication.from_row({"Id": ID, "ContactId": guid(1),
-                                          "CommunicationTypeId": "E9D91E45-8D92-4E38-95A0-EF8AA28C9E7A",
-                                          "Number": "1001"})
+    comm = ContactCommunication.from_row(
+        {
+            "Id": ID,
+            "ContactId": guid(1),
+            "CommunicationTypeId": "E9D91E45-8D92-4E38-95A0-EF8AA28C9E7A",
+            "Number": "1001",
+        }
+    )
     assert comm.type_id == "e9d91e45-8d92-4e38-95a0-ef8aa28c9e7a"
 
 
-@pytest.mark.parametrize("row, field", [
-    ({"Id": ID, "Name": "Ann", "Email": "", "AccountId": "nope"}, "AccountId"),
-    ({"Id": ID, "Name": 5, "Email": "", "AccountId": EMPTY_GUID}, "Name"),
-    ({"Id": ID, "Name": "Ann", "AccountId": EMPTY_GUID}, "Email"),
-    ({"Id": EMPTY_GUID, "Name": "Ann", "Email": "", "AccountId": EMPTY_GUID}, "Id"),
-])
+@pytest.mark.parametrize(
+    "row, field",
+    [
+        ({"Id": ID, "Name": "Ann", "Email": "", "AccountId": "nope"}, "AccountId"),
+        ({"Id": ID, "Name": 5, "Email": "", "AccountId": EMPTY_GUID}, "Name"),
+        ({"Id": ID, "Name": "Ann", "AccountId": EMPTY_GUID}, "Email"),
+        ({"Id": EMPTY_GUID, "Name": "Ann", "Email": "", "AccountId": EMPTY_GUID}, "Id"),
+    ],
+)
 def test_bad_row_is_record_error_naming_the_field(row, field):
     with pytest.raises(errors.RecordError) as caught:
         Contact.from_row(row)
@@ -415,23 +549,47 @@ def test_bad_row_is_record_error_naming_the_field(row, field):
 
 def test_row_typed_uses_profile_column_types():
     types = entity_columns(PROFILES["default"])["WebitelUser"]
-    row = Row({"Id": ID, "Active": True, "ContactId": EMPTY_GUID, "ModifiedOn": "2024-01-01T00:00:00Z",
-               "Other": 1}, "WebitelUser")
-    assert row.typed(types) == {"Id": ID, "Active": True, "ContactId": None,
-                                "ModifiedOn": datetime(2024, 1, 1, tzinfo=timezone.utc)}
+    row = Row(
+        {"Id": ID, "Active": True, "ContactId": EMPTY_GUID, "ModifiedOn": "2024-01-01T00:00:00Z", "Other": 1},
+        "WebitelUser",
+    )
+    assert row.typed(types) == {
+        "Id": ID,
+        "Active": True,
+        "ContactId": None,
+        "ModifiedOn": datetime(2024, 1, 1, tzinfo=timezone.utc),
+    }
 
 
 def test_webitel_user_record_default_profile():
     model = PROFILES["default"]
-    assert WebitelUserRecord.columns(model) == ["Id", "Name", "Username", "WebitelId", "Extension",
-                                                "ContactId", "SysAdminUnitId", "Active"]
-    row = {"Id": ID, "Name": "Ann", "Username": "ann", "WebitelId": "17", "Extension": "",
-           "ContactId": guid(1), "SysAdminUnitId": EMPTY_GUID, "Active": True}
+    assert WebitelUserRecord.columns(model) == [
+        "Id",
+        "Name",
+        "Username",
+        "WebitelId",
+        "Extension",
+        "ContactId",
+        "SysAdminUnitId",
+        "Active",
+    ]
+    row = {
+        "Id": ID,
+        "Name": "Ann",
+        "Username": "ann",
+        "WebitelId": "17",
+        "Extension": "",
+        "ContactId": guid(1),
+        "SysAdminUnitId": EMPTY_GUID,
+        "Active": True,
+    }
     record = WebitelUserRecord.from_row(row, model)
     assert record == WebitelUserRecord(ID, "Ann", "ann", "17", "", guid(1), None, True)
     assert WebitelUserRecord.to_row(record, model) == {**row, "Extension": ""}
     assert WebitelUserRecord.to_row({"contact_id": None, "active": False}, model) == {
-        "ContactId": EMPTY_GUID, "Active": False}
+        "ContactId": EMPTY_GUID,
+        "Active": False,
+    }
     with pytest.raises(ValueError):
         WebitelUserRecord.to_row({"nope": 1}, model)
 
@@ -443,8 +601,12 @@ def test_webitel_user_record_wsysaccount_profile_skips_absent_columns():
     record = WebitelUserRecord.from_row(row, model)
     assert record.extension == "1001" and record.username is None and record.active is None
     assert WebitelUserRecord.to_row(record, model) == {
-        "Id": ID, "Name": "Ann", "Login": "1001", "ContactId": guid(1),
-        "RoleId": "7640dfbd-0cf2-4040-998e-4641042eff46"}
+        "Id": ID,
+        "Name": "Ann",
+        "Login": "1001",
+        "ContactId": guid(1),
+        "RoleId": "7640dfbd-0cf2-4040-998e-4641042eff46",
+    }
     assert WebitelUserRecord.to_row({"username": "ann", "extension": "1002"}, model) == {"Login": "1002"}
     with pytest.raises(errors.ConfigError):
         LicenseRecord.columns(model)
@@ -452,9 +614,17 @@ def test_webitel_user_record_wsysaccount_profile_skips_absent_columns():
 
 def test_license_and_grant_records():
     model = PROFILES["default"]
-    row = {"Id": ID, "Serial": "S-1", "Product": "CALL_CENTER", "Name": "Call center",
-           "ValidFrom": "2024-01-01T00:00:00Z", "ValidTill": "0001-01-01T00:00:00Z", "Limit": 10, "Used": 3,
-           "Concurrent": False}
+    row = {
+        "Id": ID,
+        "Serial": "S-1",
+        "Product": "CALL_CENTER",
+        "Name": "Call center",
+        "ValidFrom": "2024-01-01T00:00:00Z",
+        "ValidTill": "0001-01-01T00:00:00Z",
+        "Limit": 10,
+        "Used": 3,
+        "Concurrent": False,
+    }
     lic = LicenseRecord.from_row(row, model)
     assert lic.valid_from == datetime(2024, 1, 1, tzinfo=timezone.utc) and lic.valid_till is None
     assert LicenseRecord.to_row(lic, model) == {**row, "ValidTill": None}

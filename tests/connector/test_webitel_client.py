@@ -1,6 +1,8 @@
 """The Webitel client against mocked HTTP: exact requests, auth, paging, retries, errors, secrets."""
 
+import json
 import logging
+import re
 from datetime import datetime, timezone
 
 import pytest
@@ -377,3 +379,111 @@ def test_find_user_rechecks_the_ilike_answer_for_exact_equality():
     assert client().find_user("eve_x").id == 2
     responses.get(f"{API}/users", json=page([{"id": "1", "username": "eveqx"}], False))
     assert client().find_user("eve_x") is None
+
+
+# --- odd and hostile list answers ------------------------------------------------------------------
+
+
+def serve_pages(make_page, *, stop_after=60):
+    """A /users callback answering ``make_page(page)``; after ``stop_after`` pages an empty last
+    page, so that a client without limits ends (wrongly) instead of hanging the test."""
+    calls = []
+
+    def callback(request):
+        page = int(dict(p.split("=") for p in request.url.split("?")[1].split("&"))["page"])
+        calls.append(page)
+        body = make_page(page) if page <= stop_after else page_body([], False)
+        return 200, {}, json.dumps(body)
+
+    responses.add_callback(responses.GET, f"{API}/users", callback=callback)
+    responses.add_callback(responses.GET, f"{API}/license", callback=callback)
+    return calls
+
+
+def page_body(items, next_):
+    return {"page": 1, "next": next_, "items": items}
+
+
+@pytest.mark.parametrize("value", ["false", "true", 1, 0, "yes", [], {}])
+@responses.activate
+def test_next_must_be_a_real_boolean(value):
+    calls = serve_pages(lambda page: page_body([{"id": str(page), "username": f"u{page}"}], value))
+    with pytest.raises(errors.BadResponse, match="not a boolean"):
+        list(client().iter_users())
+    assert calls == [1]
+
+
+@responses.activate
+def test_pages_that_alternate_are_refused():
+    a = [{"id": "1", "username": "a"}, {"id": "2", "username": "b"}]
+    b = [{"id": "3", "username": "c"}, {"id": "4", "username": "d"}]
+    calls = serve_pages(lambda page: page_body(a if page % 2 else b, True))
+    with pytest.raises(errors.BadResponse, match="page 3 repeats pages read before"):
+        list(client().iter_users())
+    assert calls == [1, 2, 3]
+
+
+@pytest.mark.parametrize("listing", ["iter_users", "iter_licenses"])
+@responses.activate
+def test_endless_pages_of_new_ids_stop_at_max_pages(listing):
+    calls = serve_pages(lambda page: page_body([{"id": str(page), "username": f"u{page}"}], True))
+    with pytest.raises(errors.BadResponse) as raised:
+        list(getattr(client(max_pages=5), listing)())
+    assert calls == [1, 2, 3, 4, 5]
+    text = str(raised.value)
+    assert "webitel GET /" in text and API in text and "after 5 pages (max_pages)" in text
+
+
+@responses.activate
+def test_a_user_on_two_pages_is_read_once_with_a_warning(caplog):
+    first = [{"id": "1", "username": "a"}, {"id": "2", "username": "b"}]
+    second = [{"id": 2, "username": "b"}, {"id": "3", "username": "c"}]  # 2 again, as a number
+    serve_pages(lambda page: page_body(first, True) if page == 1 else page_body(second, False))
+    with caplog.at_level(logging.WARNING):
+        assert [u.id for u in client().iter_users()] == [1, 2, 3]
+    assert "1 items of page 2 came on an earlier page" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"id": "app.users.search.error", "code": 500, "status": "Internal Server Error", "detail": "db down"},
+        {"code": 13, "message": "internal"},
+        {"items": [], "id": "app.error", "code": 503, "detail": "busy"},
+        {"error": "upstream"},
+    ],
+)
+@responses.activate
+def test_an_error_envelope_with_status_200_is_no_empty_list(body):
+    responses.get(f"{API}/users", json=body)
+    with pytest.raises(errors.BadResponse, match="list answer without items") as raised:
+        list(client().iter_users())
+    assert raised.value.status == 200
+
+
+@pytest.mark.parametrize("body", [{}, {"page": 1}, {"page": 1, "next": False}, {"items": None, "size": 10}])
+@responses.activate
+def test_an_answer_with_only_paging_keys_is_an_empty_list(body):
+    responses.get(f"{API}/users", json=body)
+    assert list(client().iter_users()) == []
+
+
+@pytest.mark.parametrize(
+    "ident", [True, False, -1, 0, "-1", "0", 10**40, "1" * 40, 1.0, "1.5", " 7", None, {"id": 1}, 2**63]
+)
+@responses.activate
+def test_a_user_whose_id_is_no_id_is_an_invalid_record(ident):
+    responses.get(
+        f"{API}/users", json=page([{"id": ident, "username": "odd"}, {"id": "5", "username": "e"}], False)
+    )
+    odd, good = list(client().iter_users())
+    assert isinstance(odd, errors.RecordError) and odd.field == "id" and "odd (invalid id" in odd.record
+    # The sync reads "(id <digits>)" from the record as the Webitel id: an invalid one must not pass.
+    assert not re.search(r"\(id (\d+)\)", odd.record)
+    assert isinstance(good, WebitelUser) and good.id == 5
+
+
+@responses.activate
+def test_the_largest_int64_id_is_a_user():
+    responses.get(f"{API}/users", json=page([{"id": str(2**63 - 1), "username": "max"}], False))
+    assert [u.id for u in client().iter_users()] == [2**63 - 1]

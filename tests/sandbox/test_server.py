@@ -231,3 +231,22 @@ def test_stop_closes_connections_and_releases_the_port():
     finally:
         again.stop()
     srv.stop()  # a second stop is harmless
+
+
+def test_tamper_replaces_answers_and_faults_come_first(server):
+    seen = []
+
+    def tamper(request, response):
+        seen.append((request.path, response.status))
+        if request.path == "/odd":
+            return Response.json(200, {"id": "app.error", "code": 500, "detail": request.header("x-secret")})
+        return None  # keep the app's answer
+
+    server.tamper = tamper
+    odd = requests.get(server.url + "/odd", headers={"X-Secret": "s3"})
+    assert odd.status_code == 200 and odd.json()["detail"] == "s3"
+    assert requests.get(server.url + "/ping").json()["path"] == "/ping"
+    server.faults = Faults(error_rate=1.0)
+    assert requests.get(server.url + "/odd").status_code in (500, 502, 503)
+    assert seen == [("/odd", 200), ("/ping", 200)]
+    assert server.stats.requests[("GET", "/odd", 200)] == 1

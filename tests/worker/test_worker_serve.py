@@ -49,7 +49,7 @@ def metric_samples(text: str) -> dict[tuple, float]:
 def test_runs_fire_on_schedule_one_at_a_time(make_sandbox, make_config):
     # Each run takes longer than the one-second interval: the triggers that come due meanwhile are
     # skipped (max_instances=1), never stacked or run side by side.
-    box = make_sandbox(40, faults_creatio=Faults(latency_ms=60))
+    box = make_sandbox(40, faults_creatio=Faults(latency_ms=150))
     config = make_config(box, schedule={"users": {"every_minutes": EVERY_SECOND}})
     worker = Worker(config)
     with worker_thread(worker):
