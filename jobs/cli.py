@@ -29,6 +29,7 @@ from jobs.commands.license import cmd_license, cmd_license_upload
 from jobs.commands.licenses import cmd_licenses
 from jobs.commands.run import cmd_run
 from jobs.commands.serve import cmd_serve
+from jobs.report import fit
 
 log = logging.getLogger("wcsync")
 
@@ -43,16 +44,17 @@ FAILURES: tuple[tuple[type[BaseException], str, int], ...] = (
 )
 
 EXAMPLES = """\
-examples:
-  webitel-creatio-sync demo                      sandbox servers, sample data, one sync
-  webitel-creatio-sync --config prod.toml check  reach both systems, verify the Creatio model
-  webitel-creatio-sync run --dry-run             what a sync would change, writing nothing
-  webitel-creatio-sync run --job users --json    the users import, its report as JSON
-  webitel-creatio-sync history                   recent runs; history RUN_ID for one run
-  webitel-creatio-sync licenses --users          who holds which licence
+examples (each command also has --help):
+  demo                          sandbox servers, sample data, one sync
+  --config prod.toml check      reach both systems, verify the Creatio model
+  run --dry-run                 what a sync would change, writing nothing
+  run --job users --json        the users import, its report as JSON
+  history                       recent runs; history RUN_ID for one run
+  licenses --users              who holds which licence
 
-exit codes: 0 in sync, 1 failed (or refused by a safety cap), 2 bad usage or configuration,
-3 finished with conflicts left for an administrator, 130 interrupted (Ctrl-C).
+exit codes: 0 in sync, 1 failed (or refused by a safety cap), 2 bad usage
+or configuration, 3 finished with conflicts left for an administrator,
+130 interrupted (Ctrl-C).
 """
 
 
@@ -76,14 +78,16 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool, log_format: b
         "--log-level",
         default=default("WARNING"),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="how much to log on standard error (default WARNING)",
+        metavar="LEVEL",
+        help="how much to log on standard error: DEBUG, INFO, WARNING (default) or ERROR",
     )
     if log_format:
         parser.add_argument(
             "--log-format",
             default=default(None),
             choices=["text", "json"],
-            help="log lines as text or JSON (default text; serve: text on a terminal, JSON otherwise)",
+            metavar="FORMAT",
+            help="log lines as text or json (default text; serve: text on a terminal, JSON otherwise)",
         )
 
 
@@ -255,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SyncError, KeyboardInterrupt) as exc:
         for kind, prefix, code in FAILURES:
             if isinstance(exc, kind):
-                print(f"{prefix}: {exc}" if str(exc) else prefix, file=sys.stderr)
+                print(fit(f"{prefix}: {exc}" if str(exc) else prefix, more="  "), file=sys.stderr)
                 return code
         raise
     except BrokenPipeError:  # `history | head`: the reader has all it wanted
@@ -263,11 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_codes.OK
     except Exception as exc:  # a bug: one line here, the whole trace in a file
         where = _crash_report(exc)
-        print(
-            f"internal error: {type(exc).__name__}: {_scrubbed(str(exc))[:300]} (full trace in {where}; "
-            "please report it)",
-            file=sys.stderr,
-        )
+        text = f"internal error: {type(exc).__name__}: {_scrubbed(str(exc))[:300]} (full trace in {where}; "
+        print(fit(text + "please report it)", more="  "), file=sys.stderr)
         return exit_codes.FAILED
 
 

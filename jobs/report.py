@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
+import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,6 +101,60 @@ class RunReport:
         return out
 
 
+def text_width() -> int | None:
+    """The width to wrap human output at: ``COLUMNS`` when set, the terminal's when there is one,
+    else None (output to a pipe or a file stays one line per message, for grep and log shippers)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return max(40, int(columns))
+    if sys.stdout.isatty() or sys.stderr.isatty():
+        return max(40, shutil.get_terminal_size((80, 24)).columns)
+    return None
+
+
+def fit(text: str, indent: str = "", more: str = "    ") -> str:
+    """``text`` wrapped to ``text_width()`` after ``indent``; the lines after the first are indented
+    by ``more`` again. Long words (ids, URLs) are broken. Not wrapped when there is no width."""
+    width = text_width()
+    if width is None:
+        return indent + text
+    return textwrap.fill(text, width=width, initial_indent=indent, subsequent_indent=indent + more,
+                         break_long_words=True, break_on_hyphens=False)
+
+
+def fit_lines(text: str) -> str:
+    """Every line of ``text`` wrapped by ``fit``, keeping each line's own indentation."""
+    out = []
+    for line in text.splitlines():
+        stripped = line.lstrip(" ")
+        out.append(fit(stripped, line[:len(line) - len(stripped)]) if stripped else "")
+    return "\n".join(out)
+
+
+class Fitted:
+    """A text stream whose every line is wrapped by ``fit`` (for a command's human output; never
+    for JSON). Whatever else the caller asks of it goes to the stream underneath."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        *lines, self._pending = (self._pending + text).split("\n")
+        for line in lines:
+            self._stream.write(fit_lines(line) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._stream.write(fit_lines(self._pending))
+            self._pending = ""
+        self._stream.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def render_text(report: RunReport, *, limit: int = 20) -> str:
     """A short human summary: counts, then the conflicts, errors and (on a dry run) the actions."""
     lines = [
@@ -156,7 +214,7 @@ def render_text(report: RunReport, *, limit: int = 20) -> str:
             lines.append(f"    {action.kind} {action.object} {action.user or action.key}{change}")
         if len(report.plan.actions) > limit:
             lines.append(f"    ... and {len(report.plan.actions) - limit} more (see --json)")
-    return "\n".join(lines)
+    return fit_lines("\n".join(lines))
 
 
 OUTCOME_ORDER = ("failed", "interrupted", "refused", "conflicts", "planned", "in_sync")

@@ -12,6 +12,7 @@ from connector.errors import ConnectorError, StateError
 from jobs import exit_codes
 from jobs.commands import config_of
 from jobs.config import AppConfig
+from jobs.report import Fitted
 from jobs.sync.recording import utcnow
 from jobs.wiring import creatio_client, webitel_client
 
@@ -87,11 +88,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     config = config_of(args)
     if args.offline:
-        print(f"{config_path(args.config)}: configuration is valid")
+        out = Fitted(sys.stdout)
+        print(f"{config_path(args.config)}: configuration is valid", file=out)
         try:
-            print(f"ok    state store {config.state.url}: {probe_state(config)}")
+            print(f"ok    state store {config.state.url}: {probe_state(config)}", file=out)
         except StateError as exc:
-            print(f"FAIL  {exc}")
+            print(f"FAIL  {exc}", file=out)
             return exit_codes.FAILED
+        finally:
+            out.flush()
         return exit_codes.OK
-    return run_check(config, out=sys.stdout)
+    return run_check(config, out=Fitted(sys.stdout))

@@ -14,7 +14,7 @@ from jobs import exit_codes
 from connector.errors import ConfigError
 
 from jobs.config import load_config
-from jobs.report import render_text, write_json
+from jobs.report import Fitted, render_text, write_json
 
 EXPLAIN = """
 What you are looking at
@@ -106,7 +106,11 @@ def serve_sandbox(
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Start the sandbox with sample data, run the import against it, explain what happened."""
-    return run_demo(users=args.users, seed=args.seed, as_json=args.json, out=sys.stdout)
+    out = sys.stdout if args.json else Fitted(sys.stdout)
+    try:
+        return run_demo(users=args.users, seed=args.seed, as_json=args.json, out=out)
+    finally:
+        out.flush()
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -119,5 +123,5 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         config_out=args.config_out,
         webitel_port=args.webitel_port,
         creatio_port=args.creatio_port,
-        out=sys.stdout,
+        out=Fitted(sys.stdout),
     )

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import textwrap
 from typing import TextIO
 
 from jobs import exit_codes
 from jobs.config import config_path, load_state_config
+from jobs.report import fit
 from jobs.state import StateStore
 from jobs.state.store import MIN_RUN_PREFIX
 from jobs.sync.cycle import mark_abandoned_runs
@@ -201,19 +200,6 @@ def _counts_lines(run) -> list[str]:
             f"{run.counts.get('failed', 0)} failed"
         )
     return lines
-
-
-def fit(text: str, indent: str = "") -> str:
-    """``text`` wrapped to the terminal's width (``COLUMNS``, default 80), continued under ``indent``."""
-    width = shutil.get_terminal_size((80, 24)).columns
-    return textwrap.fill(
-        text,
-        width=max(40, width),
-        initial_indent=indent,
-        subsequent_indent=indent + "  ",
-        break_long_words=True,
-        break_on_hyphens=False,
-    )
 
 
 def cmd_history(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from jobs.apply.engine import apply_plan
 from jobs.apply.licenses import license_steps
 from jobs.plan.licenses import GrantChange, plan_grant_change
 from jobs.read.licenses import read_grant_side
+from jobs.report import Fitted
 from jobs.sync.recording import record_plan_events, recorded_run, utcnow, webitel_domain
 from jobs.wiring import creatio_client, state_store, webitel_client
 
@@ -83,21 +84,45 @@ def upload_key(config: AppConfig, key: str, *, out: TextIO, webitel=None) -> int
     return exit_codes.OK
 
 
-def resolve_license(licenses, wanted: str, now: datetime):
-    """A licence by serial, or by product when exactly one valid licence of it exists."""
-    by_serial = [l for l in licenses if l.serial.lower() == wanted.lower()]
+MIN_SERIAL_PREFIX = 4
+
+
+def resolve_license(licenses, wanted: str, now: datetime, *, held: frozenset[str] = frozenset(),
+                    action: str = "assign"):
+    """A licence by serial, by a unique serial prefix, or by product.
+
+    By product: for ``assign`` the one licence of it that can still be granted (valid, a seat
+    left or not); for ``revoke`` the one of it the user holds, expired or not.
+
+    Raises:
+        Refused: none matches, or several do (they are named).
+    """
+    text = wanted.strip().lower()
+    by_serial = [l for l in licenses if l.serial.lower() == text]
     if by_serial:
         return by_serial[0]
-    of_product = [l for l in licenses if l.product.casefold() == wanted.casefold()]
-    valid = [
-        l for l in of_product if (r := grant_refusal(l, now)) is None or r.kind == "license_limit_reached"
-    ]
-    if len(valid) == 1:
-        return valid[0]
+    if len(text) >= MIN_SERIAL_PREFIX:
+        prefixed = [l for l in licenses if l.serial.lower().startswith(text)]
+        if len(prefixed) == 1:
+            return prefixed[0]
+        if len(prefixed) > 1:
+            raise Refused(f"serial prefix {wanted!r} fits {len(prefixed)} licences: "
+                          + ", ".join(l.serial for l in prefixed))
+    of_product = [l for l in licenses if l.product.casefold() == wanted.strip().casefold()]
+    if action == "revoke":
+        fits = [l for l in of_product if l.serial.lower() in held]
+        kind = "held"
+    else:
+        fits = [
+            l for l in of_product if (r := grant_refusal(l, now)) is None or r.kind == "license_limit_reached"
+        ]
+        kind = "valid"
+    if len(fits) == 1:
+        return fits[0]
     if not of_product:
-        raise Refused(f"no licence with serial or product {wanted!r}")
+        raise Refused(f"no licence with serial, serial prefix or product {wanted!r}")
     raise Refused(
-        f"{len(valid)} valid {wanted} licences: name one by serial ("
+        f"{len(fits)} {kind} {wanted} licences: name one by serial ("
         + ", ".join(l.serial for l in of_product)
         + ")"
     )
@@ -130,9 +155,9 @@ def change_grant(
     user = webitel.find_user(username)
     if user is None:
         raise Refused(f"no Webitel user {username!r}")
-    lic = resolve_license(webitel.list_licenses(), wanted, now)
     fresh = webitel.get_user(user.id, fields=("id", "username", "license"))
     held = frozenset(s.lower() for s in fresh.serials)
+    lic = resolve_license(webitel.list_licenses(), wanted, now, held=held, action=action)
     mirrored = model.webitel_license is not None and model.webitel_user_license is not None
     with state_store(config) as store:
         domain = webitel_domain(config, webitel, store, now)
@@ -160,6 +185,11 @@ def change_grant(
         )
         if plan.conflicts:
             raise Refused(f"{plan.conflicts[0].kind}: {plan.conflicts[0].message}")
+        if not plan.actions:  # nothing changes on either side: nothing to record as a change
+            holds = "already holds" if action == "assign" else "does not hold"
+            who = user_label(user.username, user.id)
+            print(f"{who} {holds} {lic.title} ({lic.serial}), and Creatio agrees: nothing to do", file=out)
+            return exit_codes.OK
         with recorded_run(store, "licenses", False, lambda: now) as report:
             report.plan = plan
             steps = license_steps(webitel, creatio, model, {lic.serial.lower(): lic.serial})
@@ -210,9 +240,9 @@ def _say(out: TextIO, report, action: str, label: str, lic) -> None:
 def cmd_license_upload(args: argparse.Namespace) -> int:
     """Upload a licence key (argument, ``-`` for standard input, or ``--file``)."""
     config = config_of(args)
-    return upload_key(config, read_key(args.key, args.file), out=sys.stdout)
+    return upload_key(config, read_key(args.key, args.file), out=Fitted(sys.stdout))
 
 
 def cmd_license(args: argparse.Namespace) -> int:
     """``license assign|revoke USER LICENSE``."""
-    return change_grant(config_of(args), args.action, args.user, args.license, out=sys.stdout)
+    return change_grant(config_of(args), args.action, args.user, args.license, out=Fitted(sys.stdout))

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import json
+import sys
+import textwrap
 from datetime import datetime
 from typing import Any, TextIO
-
-from rich.console import Console
-from rich.table import Table
 
 from jobs import exit_codes
 from jobs.commands import config_of
 from jobs.config import AppConfig
+from jobs.report import text_width
 from jobs.sync.recording import utcnow
 from jobs.wiring import webitel_client
 
@@ -52,10 +51,14 @@ def matrix_rows(users, licenses, *, product: str | None, search: str | None) -> 
 
 def show_licenses(config: AppConfig, *, users: bool, product: str | None, search: str | None, as_json: bool,
                   out: TextIO, webitel=None, now: datetime | None = None) -> int:
+    """The registry (or the user x licence matrix) as text that fits the terminal, or as JSON.
+
+    Text abbreviates licence serials to their first ``SERIAL_SHOWN`` characters (a unique prefix
+    is what ``license assign`` takes) and says so in a legend; ``--json`` has every value in full.
+    """
     webitel = webitel or webitel_client(config)
     now = now or utcnow()
     licenses = webitel.list_licenses()
-    console = Console(file=out, highlight=False, width=200 if not out.isatty() else None)
     if users:
         columns, rows = matrix_rows(
             webitel.list_users(fields=("id", "username", "name", "license")),
@@ -66,56 +69,83 @@ def show_licenses(config: AppConfig, *, users: bool, product: str | None, search
         if as_json:
             print(json.dumps(rows, ensure_ascii=False, indent=2), file=out)
             return exit_codes.OK
-        table = Table(title="Licences by user", show_lines=False)
-        table.add_column("User")
-        table.add_column("Name")
-        for lic in columns:
-            table.add_column(f"{lic.title}\n({lic.valid_till:%d.%m.%Y})" if lic.valid_till else lic.title)
-        for row in rows:
-            table.add_row(
-                row["username"],
-                row["name"],
-                *[
-                    ("✓ " + _dotted(row["licenses"][l.serial.lower()]))
-                    if l.serial.lower() in row["licenses"]
-                    else ""
-                    for l in columns
-                ],
-            )
-        console.print(table)
+        _print_matrix(columns, rows, out)
         return exit_codes.OK
     rows = registry_rows(licenses, now, config.licenses.expiring_days)
     if product:
         rows = [r for r in rows if r["product"].casefold() == product.casefold()]
+    if search:
+        needle = search.casefold()
+        rows = [r for r in rows if needle in f"{r['id']} {r['product']} {r['name']}".casefold()]
     if as_json:
         print(json.dumps(rows, ensure_ascii=False, indent=2), file=out)
         return exit_codes.OK
-    table = Table(title="Webitel licences")
-    for name in ("ID", "Product", "Valid from", "Valid till", "Used / Limit", "Concurrent", "Status"):
-        table.add_column(name)
+    _print_registry(rows, out)
+    return exit_codes.OK
+
+
+SERIAL_SHOWN = 8
+REGISTRY = (
+    ("ID", 8),
+    ("Product", 12),
+    ("Valid from", 10),
+    ("Valid till", 10),
+    ("Used / Limit", 12),
+    ("Conc.", 5),
+    ("Status", 10),
+)
+
+
+def _cell(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print_registry(rows: list[dict], out: TextIO) -> None:
+    """One line per licence, 78 columns at most; expired and expiring flagged."""
+    print("  ".join(f"{name:<{width}}" for name, width in REGISTRY).rstrip(), file=out)
     for row in rows:
-        style = {"expired": "bold red", "expiring": "yellow"}.get(row["state"])
-        status = (
-            "EXPIRED"
-            if row["state"] == "expired"
-            else (
-                f"{row['days_left']} days" + (" (expiring)" if row["state"] == "expiring" else "")
-                if row["days_left"] is not None
-                else ""
-            )
+        days = row["days_left"]
+        status = "EXPIRED" if row["state"] == "expired" else ("" if days is None else f"{days} days")
+        if row["state"] == "expiring":
+            status += " !"
+        product = row["product"] + (
+            f" ({row['name']})" if row["name"] and row["name"] != row["product"] else ""
         )
-        table.add_row(
-            row["id"],
-            row["product"] + (f" ({row['name']})" if row["name"] else ""),
+        cells = (
+            row["id"][:SERIAL_SHOWN],
+            product,
             _dotted(row["valid_from"]),
             _dotted(row["valid_till"]),
             f"{row['used']} / {row['limit']}",
             "Yes" if row["concurrent"] else "",
             status,
-            style=style,
         )
-    console.print(table)
-    return exit_codes.OK
+        print("  ".join(f"{_cell(c, w):<{w}}" for c, (_, w) in zip(cells, REGISTRY)).rstrip(), file=out)
+    print(f"ID: the serial's first {SERIAL_SHOWN} characters (a unique prefix is enough for", file=out)
+    print("`license`); !: expiring soon. --json shows every value in full.", file=out)
+
+
+def _print_matrix(columns, rows: list[dict], out: TextIO) -> None:
+    """One line per user with the licences held, wrapped to the terminal's width."""
+    width = max(60, text_width() or 80)
+    by_serial = {l.serial.lower(): l for l in columns}
+    print(f"{'User':<18}  {'Name':<22}  Licences held (product serial till)", file=out)
+    for row in rows:
+        held = [
+            f"{by_serial[s].product} {by_serial[s].serial[:SERIAL_SHOWN]}"
+            + (f" ({_dotted(till)})" if till else "")
+            for s, till in row["licenses"].items()
+        ]
+        head = f"{_cell(row['username'], 18):<18}  {_cell(row['name'], 22):<22}  "
+        text = textwrap.fill(
+            ", ".join(held) or "-",
+            width=width,
+            initial_indent=head,
+            subsequent_indent=" " * len(head),
+            break_long_words=True,
+        )
+        print(text, file=out)
+    print(f"Serials show their first {SERIAL_SHOWN} characters; --json shows every value in full.", file=out)
 
 
 def _dotted(iso: str | None) -> str:

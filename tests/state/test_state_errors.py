@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -20,8 +21,10 @@ def cli(tmp_path, url: str, *args: str) -> subprocess.CompletedProcess:
     config = tmp_path / "state-only.toml"
     config.write_text(f'[state]\nurl = "{url}"\n', encoding="utf-8")
     config.chmod(0o600)
+    # No COLUMNS (pytest sets one): output to a pipe is one line per message.
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     return subprocess.run([sys.executable, "-m", "jobs", "--config", str(config), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, env=env)
 
 
 def one_line(result) -> str:
