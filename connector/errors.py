@@ -7,6 +7,7 @@
     ├── ConnectorError             talking to Webitel or Creatio went wrong
     │   ├── TransientError         timeouts, dropped connections, 429, 5xx: retried, fatal once
     │   │   │                      attempts run out
+    │   │   ├── Unreachable        refused, DNS, TLS, connect timeout: named, retried little
     │   │   └── RateLimited        429, carries the server's Retry-After
     │   ├── ApiError               the server gave a definite answer: not retried
     │   │   ├── AuthError          401 or a failed login: stop the run
@@ -103,6 +104,22 @@ class TransientError(ConnectorError):
         super().__init__(message, **fields)
         self.maybe_processed = maybe_processed
         self.retry_after = retry_after
+
+
+class Unreachable(TransientError):
+    """The server could not be reached at all; ``reason`` says how, for the operator.
+
+    ``refused`` (nothing listens there), ``dns`` (the host name does not resolve), ``tls`` (the
+    certificate or the handshake failed), ``timeout`` (no connection in time), ``dropped`` (the
+    connection broke). A refused or unresolvable address is retried at most ``RETRIES[reason]``
+    times: a wrong address does not become right in a few seconds, and an operator waits.
+    """
+
+    RETRIES = {"refused": 2, "dns": 2, "tls": 0}
+
+    def __init__(self, message: str, *, reason: str, **fields) -> None:
+        super().__init__(message, **fields)
+        self.reason = reason
 
 
 class RateLimited(TransientError):

@@ -36,7 +36,7 @@ import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Protocol
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
@@ -500,10 +500,11 @@ class HttpClient:
         # A refused or timed-out *connect* never reached the server; anything later may have.
         never_sent = isinstance(exc, requests.ConnectTimeout) or (
             isinstance(exc, requests.ConnectionError) and "NewConnectionError" in repr(exc))
-        kind = type(exc).__name__
-        hint = " (check verify_tls and ca_file)" if isinstance(exc, requests.exceptions.SSLError) else ""
-        return errors.TransientError(f"network error ({kind}){hint}", maybe_processed=not never_sent,
-                                     system=self.system, method=method, path=_path_only(self.url(path)))
+        reason, text = _unreachable(exc, self.base_url, self.system)
+        fields = dict(system=self.system, method=method, path=_path_only(self.url(path)))
+        if reason == "dropped":
+            return errors.TransientError(text, maybe_processed=not never_sent, **fields)
+        return errors.Unreachable(text, reason=reason, maybe_processed=not never_sent, **fields)
 
     def raise_for_status(self, response: requests.Response, method: str, path: str, *,
                          secrets: tuple[str, ...] = ()) -> None:
@@ -582,3 +583,37 @@ def _path_only(url: str) -> str:
     if "://" in url:
         url = "/" + url.split("://", 1)[1].partition("/")[2]
     return url.split("?", 1)[0]
+
+
+def _unreachable(exc: OSError, base_url: str, system: str) -> tuple[str, str]:
+    """How a connection failed, named for an operator: (reason, message)."""
+    host = urlsplit(base_url).netloc or base_url
+    chain = " ".join(repr(e) for e in _causes(exc)).lower()
+    if isinstance(exc, requests.exceptions.SSLError) or "sslerror" in chain or "certificate" in chain:
+        return "tls", f"TLS failure talking to {host}: {_first_line(exc)} (check verify_tls and ca_file)"
+    if any(m in chain for m in ("connection refused", "errno 111", "winerror 10061")):
+        return "refused", f"connection refused by {host}: nothing listens there (check [{system}] url)"
+    if any(m in chain for m in ("nameresolution", "name or service not known", "getaddrinfo failed",
+                                "nodename nor servname", "temporary failure in name resolution")):
+        return "dns", f"host name of {host} not found (DNS); check [{system}] url"
+    if isinstance(exc, requests.ConnectTimeout) or "connecttimeout" in chain:
+        return "timeout", f"no connection to {host} in time (a firewall dropping packets?)"
+    return "dropped", f"network error ({type(exc).__name__}): the connection to {host} broke"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    out, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        out.append(exc)
+        first = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+        exc = exc.__cause__ or exc.__context__ or first
+        reason = getattr(exc, "reason", None)
+        if isinstance(reason, BaseException) and id(reason) not in seen:
+            out.append(reason)
+    return out
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:160]

@@ -63,8 +63,8 @@ def should_retry(error: BaseException, *, idempotent: bool) -> bool:
         error: what the attempt raised.
         idempotent: whether repeating the request cannot do harm.
     """
-    if not isinstance(error, TransientError):
-        return False
+    if not isinstance(error, TransientError) or getattr(error, "exhausted", False):
+        return False  # an error that already came out of a retry loop (a login's) is final here
     return idempotent or not error.maybe_processed
 
 
@@ -134,6 +134,9 @@ def call_with_retry(
         if state.attempt_number >= policy.max_attempts:
             return True
         error = state.outcome.exception() if state.outcome else None
+        retries = getattr(error, "RETRIES", {}).get(getattr(error, "reason", None))
+        if retries is not None and state.attempt_number > retries:
+            return True
         next_wait = backoff_wait(policy, state.attempt_number, error, lambda: 0.0)
         return clock() - started + next_wait > policy.total_s
 
@@ -150,4 +153,10 @@ def call_with_retry(
         before_sleep=before_sleep,
         reraise=True,
     )
-    return retrying(attempt)
+    try:
+        return retrying(attempt)
+    except TransientError as exc:
+        # Retried as far as this loop allows: an outer loop (the request a login serves) must not
+        # multiply the attempts.
+        exc.exhausted = True
+        raise

@@ -37,3 +37,11 @@ def make_sandbox(sandbox_defaults):
     yield make
     for box in started:
         box.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_terminal_width(monkeypatch):
+    """Commands run by tests write to pipes: no COLUMNS (pytest sets one), so no wrapping, unless a
+    test sets its own width."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)

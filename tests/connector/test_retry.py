@@ -81,3 +81,33 @@ def test_success_after_transient_failures_returns_value():
         return item
 
     assert call_with_retry(attempt, policy=RetryPolicy(), idempotent=True, sleep=lambda s: None) == "done"
+
+
+def test_an_unreachable_server_is_retried_little_and_a_login_does_not_multiply_it():
+    from connector.errors import Unreachable
+
+    def failing(reason):
+        calls = []
+
+        def attempt():
+            calls.append(1)
+            raise Unreachable("nope", reason=reason, maybe_processed=False)
+        return calls, attempt
+
+    policy = RetryPolicy(max_attempts=5, base_wait_s=0, max_wait_s=0)
+    for reason, attempts in (("refused", 3), ("dns", 3), ("tls", 1), ("timeout", 5)):
+        calls, attempt = failing(reason)
+        with pytest.raises(Unreachable):
+            call_with_retry(attempt, policy=policy, idempotent=True, sleep=lambda s: None)
+        assert len(calls) == attempts, reason
+    # A login's own loop gave up: the request it served must not start the login's loop again.
+    login_calls, login = failing("refused")
+    outer = []
+
+    def request():
+        outer.append(1)
+        call_with_retry(login, policy=policy, idempotent=True, sleep=lambda s: None)
+
+    with pytest.raises(Unreachable):
+        call_with_retry(request, policy=policy, idempotent=True, sleep=lambda s: None)
+    assert (len(outer), len(login_calls)) == (1, 3)
