@@ -1,5 +1,6 @@
 """Fixtures shared by every test folder: sandbox servers started on demand and stopped after."""
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,7 +42,9 @@ def make_sandbox(sandbox_defaults):
 
 @pytest.fixture(autouse=True)
 def _no_terminal_width(monkeypatch):
-    """Commands run by tests write to pipes: no COLUMNS (pytest sets one), so no wrapping, unless a
-    test sets its own width."""
-    monkeypatch.delenv("COLUMNS", raising=False)
-    monkeypatch.delenv("LINES", raising=False)
+    """Commands run by tests write to pipes: no COLUMNS, so no wrapping, unless a test sets its own
+    width. (Something in the test process puts COLUMNS=80 and LINES=24 into the C-level environment
+    that children inherit, past ``os.environ``: hence ``unsetenv`` as well.)"""
+    for name in ("COLUMNS", "LINES"):
+        monkeypatch.delenv(name, raising=False)
+        os.unsetenv(name)
