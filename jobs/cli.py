@@ -27,6 +27,7 @@ from jobs.commands.demo import cmd_demo, cmd_sandbox
 from jobs.commands.history import cmd_history
 from jobs.commands.license import cmd_license, cmd_license_upload
 from jobs.commands.licenses import cmd_licenses
+from jobs.commands.resolve import cmd_ignore, cmd_link, cmd_unignore
 from jobs.commands.run import cmd_run
 from jobs.commands.serve import cmd_serve
 from jobs.report import fit
@@ -128,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         help="run one job only (default all: users, then licences)",
     )
+    run.add_argument("--user", metavar="USER",
+                     help="sync one Webitel user (username or id) now, both directions, with a trace")
     run.add_argument(
         "--allow-deactivations",
         type=_count,
@@ -158,9 +161,17 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         cmd_check,
         "validate the config and reach both systems",
-        epilog="examples:\n  check\n  check --offline",
+        epilog="examples:\n  check\n  check --offline\n  check --discover >> config.toml\n"
+        "  check --discover --write objects.toml",
     )
     check.add_argument("--offline", action="store_true", help="only validate the config file; reach nothing")
+    check.add_argument(
+        "--discover",
+        action="store_true",
+        help="guess the site's Webitel objects from its $metadata; print them as a [creatio.objects] block",
+    )
+    check.add_argument("--write", metavar="FILE", help="with --discover: write the block to FILE instead")
+    check.add_argument("--force", action="store_true", help="with --write: overwrite FILE if it exists")
 
     licenses = command(
         "licenses",
@@ -211,10 +222,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="one user's story across runs: a Webitel username or id, or an event key",
     )
 
+    link = command("link", cmd_link, "link a Webitel user to a Creatio contact (resolves an ambiguous match)",
+                   epilog="examples:\n  link ann.lee \"Ann Lee\"\n"
+                          "  link 1043 0f8e6c2a-1b7d-4c5e-9a3f-2d1e0c9b8a76")
+    link.add_argument("user", help="the Webitel username or id")
+    link.add_argument("contact", help="a Contact Id, or a name that exactly one contact has")
+    link.add_argument("--json", action="store_true", help="print the result as JSON")
+    ignore = command(
+        "ignore",
+        cmd_ignore,
+        "accept a user's conflicts as they are now, with a reason",
+        epilog='example:\n  ignore ann.lee --reason "shared desk phone, agreed with IT"',
+    )
+    ignore.add_argument("user", help="the Webitel username or id")
+    ignore.add_argument(
+        "--reason", required=True, help="why the conflict is accepted (shown in later reports)"
+    )
+    ignore.add_argument("--json", action="store_true", help="print the result as JSON")
+    unignore = command(
+        "unignore", cmd_unignore, "take a link or an ignore back", epilog="example:\n  unignore ann.lee"
+    )
+    unignore.add_argument("user", help="the Webitel username or id")
+    unignore.add_argument("--json", action="store_true", help="print the result as JSON")
+
     demo = command("demo", cmd_demo, "start the sandbox with sample data and run a sync against it")
     demo.add_argument("--users", type=_count, default=300, help="Webitel users to generate (default 300)")
     demo.add_argument("--seed", type=int, default=7, help="seed of the generated data (default 7)")
     demo.add_argument("--json", action="store_true", help="print the run reports as JSON")
+    demo.add_argument(
+        "--creatio-model",
+        choices=["default", "wsysaccount"],
+        default="default",
+        help="the sandbox Creatio's Webitel objects: default (WebitelUser...) or wsysaccount (WSysAccount)",
+    )
 
     sandbox = command(
         "sandbox",
@@ -230,6 +270,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument(
         "--creatio-port", type=int, default=0, help="port of the Creatio server (default: free)"
+    )
+    sandbox.add_argument(
+        "--creatio-model",
+        choices=["default", "wsysaccount"],
+        default="default",
+        help="the sandbox Creatio's Webitel objects: default (WebitelUser...) or wsysaccount (WSysAccount)",
+    )
+    sandbox.add_argument(
+        "--odata-path",
+        choices=["/0/odata", "/odata"],
+        default="/0/odata",
+        help="where the sandbox Creatio serves OData 4: /0/odata (.NET Framework, default) or /odata (.NET 8)",
     )
     return parser
 

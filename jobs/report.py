@@ -34,6 +34,7 @@ class RunReport:
     failure: str = ""
     interrupted: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    ignored: tuple[Issue, ...] = ()  # conflicts an administrator accepted: reported, not counted
 
     @property
     def errors(self) -> list[Issue]:
@@ -67,6 +68,8 @@ class RunReport:
         """
         counts = self.plan.counts()
         counts["errors"] = len(self.errors)
+        if self.ignored:
+            counts["ignored"] = len(self.ignored)
         if self.applied is not None:
             landed = Counter(o.action.kind for o in self.applied.outcomes if o.ok)
             counts.update({kind: landed.get(kind, 0) for kind in Counter(a.kind for a in self.plan.actions)})
@@ -93,6 +96,7 @@ class RunReport:
                "conflicts": [c.as_dict() for c in self.plan.conflicts],
                "warnings": [w.as_dict() for w in self.plan.warnings],
                "errors": [e.as_dict() for e in self.errors]}
+        out["ignored"] = [i.as_dict() for i in self.ignored]
         if self.failure:
             out["failure"] = self.failure
         if self.plan.guard is not None:
@@ -187,6 +191,7 @@ def render_text(report: RunReport, *, limit: int = 20) -> str:
         ("conflicts (left for an administrator)", report.plan.conflicts),
         ("errors", report.errors),
         ("warnings", report.plan.warnings),
+        ("ignored (accepted by an administrator)", report.ignored),
     ):
         if not issues:
             continue
@@ -203,7 +208,11 @@ def render_text(report: RunReport, *, limit: int = 20) -> str:
             lines.append(
                 f"    ... and {len(issues) - limit} more (see --json or history {report.run_id[:8]})"
             )
-    if report.dry_run and report.plan.actions:
+    trace = report.details.get("trace")
+    if trace:
+        lines.append("  trace:")
+        lines += [f"    {step}" for step in trace]
+    if report.dry_run and report.plan.actions and not trace:
         lines.append("  plan:")
         for action in report.plan.actions[:limit]:
             change = ""
@@ -236,10 +245,12 @@ def combined_json(reports: list[RunReport], *, actions: bool = True) -> dict[str
         "outcome": min((p["outcome"] for p in parts), key=OUTCOME_ORDER.index),
         "counts": dict(sum((Counter(p["counts"]) for p in parts), Counter())),
     }
-    for key in ("actions", "conflicts", "warnings", "errors"):
+    for key in ("actions", "conflicts", "warnings", "errors", "ignored"):
         out[key] = [{**item, "job": p["job"]} for p in parts for item in p[key]]
     out["jobs"] = {
-        p["job"]: {k: v for k, v in p.items() if k not in ("actions", "conflicts", "warnings", "errors")}
+        p["job"]: {
+            k: v for k, v in p.items() if k not in ("actions", "conflicts", "warnings", "errors", "ignored")
+        }
         for p in parts
     }
     return out

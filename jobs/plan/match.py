@@ -1,7 +1,7 @@
 """Matching a Webitel user to a Creatio contact, in the order of the design; first hit wins.
 
 1. an existing link (the record carrying the user's Webitel id, the state store's link, or the
-   record with our deterministic Id);
+   record with our deterministic Id), or the contact an administrator linked the user to;
 2. a Creatio system user whose login equals the username, and that user's contact;
 3. a Contact named like the username, then one named like the display name.
 On a normalised key (``mappings.keys.normalise_key``). Two or more candidates at one step is an
@@ -55,6 +55,7 @@ class Matcher:
         self.unlinked_by_username = index_by(unlinked, lambda r: normalise_key(r.username))
         self.unlinked_by_contact = index_by(unlinked, lambda r: r.contact_id)
         self.links = snapshot.links
+        self.linked_contacts = snapshot.linked_contacts
         # Contacts we created for user X are X's alone, even before X's record exists (after a crash).
         own = {own_contact_id(self.domain, u.id): u.id for u in snapshot.users}
         self.contacts_by_id = {c.id: c for c in snapshot.contacts}
@@ -73,6 +74,9 @@ class Matcher:
     def match(self, user, label: str) -> Match:
         record = self.linked_record(user)
         step = "link" if record else ""
+        chosen = self.linked_contacts.get(str(user.id))
+        if record is None and chosen:
+            return self._linked_by_admin(user, label, chosen)
         if record is None:
             adopted = self.unlinked_by_username.get(normalise_key(user.username), [])
             if len(adopted) > 1:
@@ -120,6 +124,18 @@ class Matcher:
             sys_user_id=sys_id,
             step=step or how,
         )
+
+    def _linked_by_admin(self, user, label: str, contact_id: str) -> Match:
+        """Step 1 for a user an administrator linked to a contact (``link``): that contact."""
+        if contact_id not in self.contacts_by_id:
+            return Match(conflict=Issue(
+                "linked_contact_missing", f"the contact {contact_id} an administrator linked this user to "
+                "no longer exists; link again or unlink", user=label, webitel_id=user.id, field="contact"))
+        records = self.unlinked_by_contact.get(contact_id, [])
+        sys_users = self.sys_by_login.get(normalise_key(user.username), [])
+        sys_id = sys_users[0].id if len(sys_users) == 1 and sys_users[0].contact_id == contact_id else None
+        return Match(record=records[0] if len(records) == 1 else None, contact_id=contact_id,
+                     sys_user_id=sys_id, step="admin_link")
 
     def _sys_user(self, user, label: str):
         found = self.sys_by_login.get(normalise_key(user.username), [])

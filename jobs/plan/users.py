@@ -43,6 +43,9 @@ class UserPlanOptions:
     # An administrator's approval of this one run: up to this many deactivations and deletions go
     # ahead even over the cap (``run --allow-deactivations N``).
     approved_deactivations: int = 0
+    # On demand (``run --user``): the snapshot holds only these users, so nothing is taken for
+    # vanished or deleted, and no record awaiting provisioning is looked at.
+    scoped: bool = False
     provisioning: ProvisionOptions = ProvisionOptions(enabled=False)
 
 
@@ -122,7 +125,7 @@ class _Builder:
     def _deleted_in_creatio(self, matcher: Matcher) -> dict[int, str]:
         """Linked users whose record was deleted in Creatio: Webitel id -> the record's Id."""
         p = self.o.provisioning
-        if not p.enabled or p.on_delete == "keep":
+        if not p.enabled or p.on_delete == "keep" or self.o.scoped:
             return {}
         present = {u.id for u in self.s.users}
         return {
@@ -179,7 +182,7 @@ class _Builder:
 
     def _provision(self, planned) -> None:
         p = self.o.provisioning
-        if not p.enabled:
+        if not p.enabled or self.o.scoped:
             return
         adopted = {found.record.id for _, _, found in planned if found.record is not None}
         linked = set(self.s.links.values())
@@ -470,6 +473,8 @@ class _Builder:
                         others=tuple(holders),
                     )
                 )
+        for ext, holders in self.s.outside_holders.items():  # Webitel users outside a scoped snapshot
+            static.setdefault(extension_key(ext), []).extend(holders)
         wanted = {
             user.id: self.merged.get(user.id, {}).get("extension", tidy(user.extension))
             for user, _, _ in planned
@@ -485,6 +490,8 @@ class _Builder:
 
     # ---- vanished users -------------------------------------------------------------------------
     def _vanished(self, planned, deleted: dict[int, str]) -> tuple[list[Any], Issue | None]:
+        if self.o.scoped:
+            return [], None
         present = {str(u.id) for u in self.s.users} | {str(i) for i, _ in self.s.invalid if i is not None}
         if any(i is None for i, _ in self.s.invalid):
             self.warnings.append(

@@ -83,6 +83,9 @@ class UsersSnapshot:
         record_contacts: contacts of records awaiting provisioning, by Id.
         sys_logins: logins of the Creatio users of records awaiting provisioning, by Id.
         unreadable_records: Ids of records that exist but did not parse: never taken for deleted.
+        linked_contacts: Webitel id -> the contact an administrator linked the user to (``link``).
+        outside_holders: extension -> the Webitel users holding it that a scoped snapshot (one
+            user on demand) does not hold: they keep it, for uniqueness.
     """
 
     domain: str
@@ -98,6 +101,8 @@ class UsersSnapshot:
     record_contacts: Mapping[str, Contact] = field(default_factory=dict)
     sys_logins: Mapping[str, str] = field(default_factory=dict)
     unreadable_records: frozenset[str] = frozenset()
+    linked_contacts: Mapping[str, str] = field(default_factory=dict)
+    outside_holders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

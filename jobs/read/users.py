@@ -40,7 +40,7 @@ CONFIRM_CHUNK = 100  # user ids per confirming read: well inside a URL's length
 
 def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, account_name: str,
                         links: dict[str, str], baselines: dict[str, dict] | None = None,
-                        provisioning: bool = False,
+                        provisioning: bool = False, linked_contacts: dict[str, str] | None = None,
                         progress: Callable[[str], None] = lambda _: None) -> tuple[UsersSnapshot, ReadStats]:
     """Read everything the users plan needs."""
     stats = ReadStats({})
@@ -98,6 +98,22 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
     accounts = list(_typed(Account, creatio.iter_rows(
         "Account", select=Account.columns(), filter=odata.eq("Name", tidy(account_name))), bad_rows))
     stats.floor["Account"] = 1
+    linked_contacts = dict(linked_contacts or {})
+    known = {c.id for c in contacts}
+    wanted = sorted({c for c in linked_contacts.values() if c and c not in known})
+    if wanted:  # the contacts administrators linked users to (``link``), by Id
+        contacts += _typed(
+            Contact,
+            by_ids(
+                creatio,
+                "Contact",
+                [odata.Guid(i) for i in wanted],
+                Contact.columns(),
+                stats,
+                "linked Contact by Id",
+            ),
+            bad_rows,
+        )
     contact_ids = (
         {r.contact_id for r in records if r.contact_id}
         | {c.id for c in contacts}
@@ -140,6 +156,7 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
         record_contacts=record_contacts,
         sys_logins=sys_logins,
         unreadable_records=frozenset(unreadable),
+        linked_contacts=linked_contacts,
     )
     return snapshot, stats
 

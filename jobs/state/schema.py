@@ -48,7 +48,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from connector.errors import StateError, StateSchemaError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: resolutions
 # How long a SQLite writer waits for another process's write transaction before giving up.
 SQLITE_BUSY_TIMEOUT_S = 30.0
 # Connection execution option that makes SQLite begin with BEGIN IMMEDIATE (see write_transaction).
@@ -199,6 +199,19 @@ settings = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# An administrator's resolution of one user's conflict: ``link`` (this Webitel user is that
+# contact) or ``ignore`` (these conflicts are accepted, with a reason, until they change).
+resolutions = Table(
+    "resolutions", metadata,
+    Column("webitel_id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("contact_id", String(64)),
+    Column("reason", Text, nullable=False),
+    Column("signature", Text, nullable=False),  # ignore: the conflicts accepted, as they were
+    Column("who", String(255), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+
 locks = Table(
     "locks", metadata,
     Column("name", String(255), primary_key=True),
@@ -342,6 +355,9 @@ def ensure_schema(engine: Engine, *, now: dt.datetime) -> int:
         metadata.create_all(connection)
         found = connection.execute(select(func.max(schema_version.c.version))).scalar()
         if found is None:
+            connection.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=now))
+            return SCHEMA_VERSION
+        if found < SCHEMA_VERSION:  # the new tables were just created; say so
             connection.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=now))
             return SCHEMA_VERSION
         if found > SCHEMA_VERSION:

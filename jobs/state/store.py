@@ -416,6 +416,62 @@ class StateStore:
             upsert(connection, schema.baseline, rows, _GRANT_KEYS)
             _put_setting(connection, BASELINE_SET_KEY, now.isoformat(), now)
 
+    # --- an administrator's resolutions -----------------------------------------------------
+
+    def put_resolution(
+        self,
+        webitel_id: str,
+        kind: str,
+        *,
+        who: str,
+        now: dt.datetime,
+        contact_id: str | None = None,
+        reason: str = "",
+        signature: str = "",
+    ) -> None:
+        """Record (or replace) the resolution of one Webitel user's conflict."""
+        t = schema.resolutions
+        row = {
+            "webitel_id": str(webitel_id),
+            "kind": kind,
+            "contact_id": contact_id,
+            "reason": reason,
+            "signature": signature,
+            "who": who,
+            "at": as_utc(now),
+        }
+        with write_transaction(self._engine) as connection:
+            upsert(
+                connection,
+                t,
+                [row],
+                ("webitel_id",),
+                ("kind", "contact_id", "reason", "signature", "who", "at"),
+            )
+
+    def delete_resolution(self, webitel_id: str) -> bool:
+        """Forget one user's resolution; whether there was one."""
+        t = schema.resolutions
+        with write_transaction(self._engine) as connection:
+            return connection.execute(delete(t).where(t.c.webitel_id == str(webitel_id))).rowcount > 0
+
+    def resolutions(self, kind: str | None = None) -> dict[str, dict]:
+        """Webitel id -> its resolution (kind, contact_id, reason, signature, who, at)."""
+        t = schema.resolutions
+        query = select(t) if kind is None else select(t).where(t.c.kind == kind)
+        with self._engine.connect() as connection:
+            return {
+                row.webitel_id: {
+                    "kind": row.kind,
+                    "contact_id": row.contact_id,
+                    "reason": row.reason,
+                    "signature": row.signature,
+                    "who": row.who,
+                    "at": row.at,
+                }
+                for row in connection.execute(query)
+            }
+
     # --- small settings ----------------------------------------------------------------------
 
     def get_value(self, key: str) -> str | None:

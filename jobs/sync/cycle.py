@@ -21,6 +21,7 @@ from jobs.progress import Progress
 from jobs.report import RunReport
 from jobs.state.lease import LeaseKeeper
 from jobs.sync.licenses import run_licenses
+from jobs.sync.one_user import sync_user
 from jobs.sync.recording import utcnow
 from jobs.sync.users import run_users
 from jobs.wiring import creatio_client, state_store, webitel_client
@@ -102,6 +103,8 @@ def run_once(
     creatio=None,
     stop_requested: Callable[[], bool] = lambda: False,
     approve: Mapping[str, int] | None = None,
+    user: str | None = None,
+    run_id: str | None = None,
 ) -> list[RunReport]:
     """Run the given jobs once, in order. A dry run takes no lock (it writes nothing to the systems).
 
@@ -110,33 +113,35 @@ def run_once(
             after its batch in flight and is recorded as interrupted; later jobs do not start.
         approve: this run's approvals over the safety caps (``{"deactivations": N}``,
             ``{"revocations": N}``), recorded with the run.
+        user: sync only this Webitel user (a username or an id), both directions, on demand
+            (``jobs.sync.one_user``); ``jobs`` is then not used.
+        run_id: the id of the first job's run (an API answers with it before the run starts).
+
+    Raises:
+        LockBusy: a run that writes found another run in progress.
     """
     webitel = webitel or webitel_client(config)
     creatio = creatio or creatio_client(config)
     reports: list[RunReport] = []
     with state_store(config) as store, progress or Progress() as shown:
+        if user is not None:
+            if dry_run:
+                return [sync_user(config, user, webitel=webitel, creatio=creatio, store=store, dry_run=True,
+                                  run_id=run_id)]
+            with held_run_lock(store, config, job="user"):
+                return [sync_user(config, user, webitel=webitel, creatio=creatio, store=store, run_id=run_id,
+                                  stop_requested=stop_requested)]
         if dry_run:
             for job in jobs:
-                report = JOBS[job](
-                    config, webitel=webitel, creatio=creatio, store=store, dry_run=True, progress=shown
-                )
+                report = JOBS[job](config, webitel=webitel, creatio=creatio, store=store, dry_run=True,
+                                   progress=shown, run_id=run_id if not reports else None)
                 reports.append(_note_dependency(reports, report))
             return reports
         with held_run_lock(store, config, job="run") as keeper:
             for job in jobs:
                 if stop_requested():
                     break
-                reports.append(
-                    JOBS[job](
-                        config,
-                        webitel=webitel,
-                        creatio=creatio,
-                        store=store,
-                        dry_run=False,
-                        progress=shown,
-                        heartbeat=keeper.held,
-                        stop_requested=stop_requested,
-                        approve=approve,
-                    )
-                )
+                reports.append(JOBS[job](config, webitel=webitel, creatio=creatio, store=store, dry_run=False,
+                                         progress=shown, heartbeat=keeper.held, stop_requested=stop_requested,
+                                         approve=approve, run_id=run_id if not reports else None))
     return reports

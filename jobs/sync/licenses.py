@@ -12,6 +12,7 @@ from jobs.config import AppConfig
 from jobs.plan import Issue, Plan
 from jobs.plan.grants import next_baseline
 from jobs.plan.licenses import LicensePlanOptions, plan_licenses
+from jobs.plan.resolutions import split_ignored
 from jobs.read.licenses import read_license_snapshot
 from jobs.report import RunReport
 from jobs.sync.recording import record_plan_events, recorded_run, utcnow, webitel_domain
@@ -30,13 +31,13 @@ def run_licenses(config: AppConfig, *, webitel, creatio, store, dry_run: bool = 
                  clock: Callable[[], datetime] = utcnow, progress=None,
                  stop_requested: Callable[[], bool] = lambda: False,
                  heartbeat: Callable[[], bool] = lambda: True,
-                 approve: Mapping[str, int] | None = None) -> RunReport:
+                 approve: Mapping[str, int] | None = None, run_id: str | None = None) -> RunReport:
     """Push the licence catalog to Creatio and merge grants both ways (see ``jobs.plan.licenses``).
 
     Stopping and ``approve`` (``{"revocations": N}``) work as in ``jobs.sync.users.run_users``.
     """
     model = config.creatio.objects
-    with recorded_run(store, "licenses", dry_run, clock) as report:
+    with recorded_run(store, "licenses", dry_run, clock, run_id=run_id) as report:
         say = progress.phase if progress else (lambda text: log.info(text))
         if model.webitel_license is None or model.webitel_user_license is None:
             report.plan = Plan("licenses", warnings=(Issue(
@@ -55,7 +56,8 @@ def run_licenses(config: AppConfig, *, webitel, creatio, store, dry_run: bool = 
             now=clock(),
             progress=say,
         )
-        report.plan, sets = plan_licenses(snapshot, license_plan_options(config, approve))
+        plan, sets = plan_licenses(snapshot, license_plan_options(config, approve))
+        report.plan, report.ignored = split_ignored(plan, store.resolutions("ignore"))
         if approve:
             report.details["approved"] = dict(approve)
         report.details["read_floor"] = floor

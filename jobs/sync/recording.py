@@ -39,14 +39,15 @@ def webitel_domain(config: AppConfig, webitel, store, now: datetime) -> str:
 
 
 @contextmanager
-def recorded_run(store, job: str, dry_run: bool, clock: Callable[[], datetime]) -> Iterator[RunReport]:
+def recorded_run(store, job: str, dry_run: bool, clock: Callable[[], datetime],
+                 run_id: str | None = None) -> Iterator[RunReport]:
     """One run's bookkeeping: started in the history, tagged in the logs, finished with its outcome.
 
     Whatever the block raises is recorded as the run's failure (scrubbed of secrets) and raised
     on; a ``KeyboardInterrupt`` (or ``SystemExit``, a signal's way out) records the run as
     interrupted, with the counts of what had landed.
     """
-    run_id = store.start_run(job, dry_run=dry_run, now=clock())
+    run_id = store.start_run(job, dry_run=dry_run, now=clock(), run_id=run_id)
     token = bind_run(run_id, job)
     report = RunReport(run_id, job, dry_run, Plan(job))
     try:

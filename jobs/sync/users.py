@@ -17,6 +17,7 @@ from jobs.apply.users import user_links, user_steps
 from jobs.config import AppConfig
 from jobs.plan import UserPlanOptions, plan_users
 from jobs.plan.provision import ProvisionOptions
+from jobs.plan.resolutions import split_ignored
 from jobs.read.snapshots import AgreedFields
 from jobs.read.users import read_users_snapshot
 from jobs.report import RunReport
@@ -64,6 +65,7 @@ def run_users(
     stop_requested: Callable[[], bool] = lambda: False,
     heartbeat: Callable[[], bool] = lambda: True,
     approve: Mapping[str, int] | None = None,
+    run_id: str | None = None,
 ) -> RunReport:
     """Import every Webitel user into Creatio (the ``GetWebitelUsers`` job).
 
@@ -72,7 +74,7 @@ def run_users(
     recorded as interrupted. ``approve`` (``{"deactivations": N}``) lets this one run go over the
     deactivation cap up to N; the approval is recorded with the run.
     """
-    with recorded_run(store, "users", dry_run, clock) as report:
+    with recorded_run(store, "users", dry_run, clock, run_id=run_id) as report:
         say = progress.phase if progress else (lambda text: log.info(text))
         domain = webitel_domain(config, webitel, store, clock())
         links, baselines = load_links(store)
@@ -85,9 +87,11 @@ def run_users(
             links=links,
             baselines=baselines,
             provisioning=config.provisioning.enabled,
+            linked_contacts={wid: r["contact_id"] for wid, r in store.resolutions("link").items()},
             progress=say,
         )
-        report.plan = plan_users(snapshot, user_plan_options(config, approve))
+        report.plan, report.ignored = split_ignored(plan_users(snapshot, user_plan_options(config, approve)),
+                                                    store.resolutions("ignore"))
         if approve:
             report.details["approved"] = dict(approve)
         report.details["read"] = stats.strategies

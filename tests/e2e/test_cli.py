@@ -111,7 +111,7 @@ def test_unreachable_system_is_exit_1(tmp_path):
         encoding="utf-8",
     )
     result = cli("--config", str(path), "run")
-    assert result.returncode == exit_codes.FAILED and "network error" in result.stderr
+    assert result.returncode == exit_codes.FAILED and "connection refused" in result.stderr
 
 
 def test_usage_errors_are_exit_2():
