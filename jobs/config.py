@@ -157,6 +157,10 @@ class CreatioConfig(CreatioSettings):
     """``[creatio]``: the client's settings and the site's object model (``[creatio.objects]``)."""
 
     objects: ObjectModel = ObjectModel()
+    # Creatio meters API calls (its Growth plan lists 10,000 per user per day): with a budget, the
+    # state store counts this site's requests per UTC day, and a run whose plan would need more
+    # than is left stops before writing.
+    daily_request_budget: int | None = Field(None, ge=1)
 
     @field_validator("objects", mode="before")
     @classmethod

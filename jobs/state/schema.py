@@ -48,7 +48,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from connector.errors import StateError, StateSchemaError
 
-SCHEMA_VERSION = 2  # 2: resolutions
+SCHEMA_VERSION = 2  # 2: resolutions, request counts
 # How long a SQLite writer waits for another process's write transaction before giving up.
 SQLITE_BUSY_TIMEOUT_S = 30.0
 # Connection execution option that makes SQLite begin with BEGIN IMMEDIATE (see write_transaction).
@@ -197,6 +197,14 @@ settings = Table(
     Column("key", String(255), primary_key=True),
     Column("value", Text, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Requests made to each system per UTC day (for ``[creatio] daily_request_budget``).
+request_counts = Table(
+    "request_counts", metadata,
+    Column("day", String(10), primary_key=True),
+    Column("system", String(32), primary_key=True),
+    Column("count", Integer, nullable=False),
 )
 
 # An administrator's resolution of one user's conflict: ``link`` (this Webitel user is that

@@ -416,6 +416,26 @@ class StateStore:
             upsert(connection, schema.baseline, rows, _GRANT_KEYS)
             _put_setting(connection, BASELINE_SET_KEY, now.isoformat(), now)
 
+    # --- requests per day --------------------------------------------------------------------
+
+    def add_requests(self, system: str, day: dt.date, count: int) -> None:
+        """Add ``count`` requests made to ``system`` on UTC ``day`` (several workers may add at once)."""
+        if count <= 0:
+            return
+        t = schema.request_counts
+        key = (t.c.day == day.isoformat()) & (t.c.system == system)
+        with write_transaction(self._engine) as connection:
+            if connection.execute(update(t).where(key).values(count=t.c.count + count)).rowcount == 0:
+                connection.execute(t.insert().values(day=day.isoformat(), system=system, count=count))
+
+    def requests_on(self, system: str, day: dt.date) -> int:
+        """Requests made to ``system`` on UTC ``day`` so far."""
+        t = schema.request_counts
+        with self._engine.connect() as connection:
+            found = connection.execute(
+                select(t.c.count).where(t.c.day == day.isoformat(), t.c.system == system)).scalar()
+        return int(found or 0)
+
     # --- an administrator's resolutions -----------------------------------------------------
 
     def put_resolution(

@@ -15,7 +15,8 @@ from jobs.plan.licenses import LicensePlanOptions, plan_licenses
 from jobs.plan.resolutions import split_ignored
 from jobs.read.licenses import read_license_snapshot
 from jobs.report import RunReport
-from jobs.sync.recording import record_plan_events, recorded_run, utcnow, webitel_domain
+from jobs.sync.recording import (budget_guard, record_plan_events, recorded_run, refuse, utcnow,
+                                 webitel_domain)
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,9 @@ def run_licenses(config: AppConfig, *, webitel, creatio, store, dry_run: bool = 
     Stopping and ``approve`` (``{"revocations": N}``) work as in ``jobs.sync.users.run_users``.
     """
     model = config.creatio.objects
-    with recorded_run(store, "licenses", dry_run, clock, run_id=run_id) as report:
+    since = creatio.counter.total() if hasattr(creatio, "counter") else 0
+    with recorded_run(store, "licenses", dry_run, clock, run_id=run_id,
+                      clients={"webitel": webitel, "creatio": creatio}) as report:
         say = progress.phase if progress else (lambda text: log.info(text))
         if model.webitel_license is None or model.webitel_user_license is None:
             report.plan = Plan("licenses", warnings=(Issue(
@@ -61,7 +64,10 @@ def run_licenses(config: AppConfig, *, webitel, creatio, store, dry_run: bool = 
         if approve:
             report.details["approved"] = dict(approve)
         report.details["read_floor"] = floor
-        if not dry_run:
+        guard = budget_guard(config, store, creatio, report.plan, since=since, now=clock())
+        if guard is not None and not dry_run:
+            report.plan = refuse(report.plan, guard)
+        if not dry_run and guard is None:
             if report.plan.actions and stop_requested():
                 report.interrupted = True  # stopped before the first write: nothing applied
             elif report.plan.actions:

@@ -40,7 +40,8 @@ def sync_user(config: AppConfig, user: str, *, webitel, creatio, store, dry_run:
     """
     model = config.creatio.objects
     trace: list[str] = []
-    with recorded_run(store, "user", dry_run, clock, run_id=run_id) as report:
+    with recorded_run(store, "user", dry_run, clock, run_id=run_id,
+                      clients={"webitel": webitel, "creatio": creatio}) as report:
         report.details["trace"] = trace
         domain = webitel_domain(config, webitel, store, clock())
         links, baselines = load_links(store)

@@ -21,7 +21,8 @@ from jobs.plan.resolutions import split_ignored
 from jobs.read.snapshots import AgreedFields
 from jobs.read.users import read_users_snapshot
 from jobs.report import RunReport
-from jobs.sync.recording import record_plan_events, recorded_run, utcnow, webitel_domain
+from jobs.sync.recording import (budget_guard, record_plan_events, recorded_run, refuse, utcnow,
+                                 webitel_domain)
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,9 @@ def run_users(
     recorded as interrupted. ``approve`` (``{"deactivations": N}``) lets this one run go over the
     deactivation cap up to N; the approval is recorded with the run.
     """
-    with recorded_run(store, "users", dry_run, clock, run_id=run_id) as report:
+    since = creatio.counter.total() if hasattr(creatio, "counter") else 0
+    with recorded_run(store, "users", dry_run, clock, run_id=run_id,
+                      clients={"webitel": webitel, "creatio": creatio}) as report:
         say = progress.phase if progress else (lambda text: log.info(text))
         domain = webitel_domain(config, webitel, store, clock())
         links, baselines = load_links(store)
@@ -97,6 +100,9 @@ def run_users(
         report.details["read"] = stats.strategies
         report.details["read_floor"] = stats.floor
         report.details["webitel_users"] = len(snapshot.users)
+        guard = budget_guard(config, store, creatio, report.plan, since=since, now=clock())
+        if guard is not None and not dry_run:
+            report.plan = refuse(report.plan, guard)
         if not dry_run and report.plan.actions and stop_requested():
             report.interrupted = True  # stopped before the first write: nothing applied
         elif not dry_run and report.plan.actions:
