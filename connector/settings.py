@@ -10,16 +10,21 @@ list read may take when the server gives no count to derive a limit from.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-# Webitel's engine caps a page at 1000 rows and silently answers 40 rows for anything larger
-# (webitel/engine model/search_list.go: PER_PAGE_MAXIMUM = 1000, PER_PAGE_DEFAULT = 40).
-# Inferred: the webitel.go users/licence service shares the rule; a larger setting is refused.
+log = logging.getLogger(__name__)
+
+# Webitel's engine caps a page at 1000 rows and silently answers its default page for anything
+# larger (webitel/engine model/search_list.go: PER_PAGE_MAXIMUM = 1000, PER_PAGE_DEFAULT = 40).
+# Inferred: the webitel.go users/licence service shares the cap (its default page holds 16 rows in
+# the vendor's recorded traffic); a larger setting is refused.
 WEBITEL_MAX_PAGE_SIZE = 1000
 # Creatio answers at most 20,000 records per OData request (reference creatio-api.md section 5).
 CREATIO_MAX_PAGE_SIZE = 20000
@@ -31,6 +36,14 @@ CREATIO_MAX_RESPONSE_MB = 64
 # Decision: 10,000 pages: ten million rows at the largest Webitel page, far more than any domain
 # holds, yet a server that never ends a list is stopped after 10,000 requests rather than never.
 DEFAULT_MAX_PAGES = 10_000
+# The OData 4 root is found on the site when odata_path is this (reference creatio-api.md 2.1).
+ODATA_AUTO = "auto"
+# Decision: path segments that begin a page or a service of a Creatio site, never its root: an
+# address pasted from the browser (/0/Nui/ViewModule.aspx#..., /0/Shell/#Section/..., /Shell/...)
+# or a service (/0/odata, /ServiceModel/...) is cut at the first of them. "0" is the workspace
+# prefix of .NET Framework sites; the client adds it itself where it is needed.
+CREATIO_PAGE_SEGMENTS = frozenset({"0", "shell", "nui", "clientapp", "login", "odata", "servicemodel",
+                                   "viewmodule.aspx", "nuilogin.aspx"})
 
 
 class _Section(BaseModel):
@@ -38,10 +51,57 @@ class _Section(BaseModel):
 
 
 def _check_url(value: str) -> str:
-    parts = urlsplit(value)
+    parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError("expected an absolute http:// or https:// URL, e.g. https://host.example.com")
-    return value.rstrip("/")
+    return value.strip().rstrip("/")
+
+
+def webitel_api_url(value: str) -> str:
+    """The Webitel API base (``<server>/api``) of a server address written with or without ``/api``.
+
+    ``https://webitel.example.com``, ``https://webitel.example.com/`` and
+    ``https://webitel.example.com/api/`` all become ``https://webitel.example.com/api``: people
+    write the address they open in the browser, the API lives under ``/api`` (reference
+    webitel-api.md section 1.1).
+    """
+    url = _check_url(value)
+    parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        raise ValueError("expected the server address without ?query or #fragment, "
+                         "e.g. https://webitel.example.com")
+    # Decision: a server published under a path of its own (https://host/webitel) keeps it.
+    return url if parts.path.rstrip("/").lower().endswith("/api") else url + "/api"
+
+
+# Decision: a pasted address is warned about once per process: a configuration loaded again
+# (each scheduled cycle, each client) does not repeat the note.
+_WARNED: set[str] = set()
+_WARNED_LOCK = threading.Lock()
+
+
+def creatio_site_root(value: str) -> str:
+    """The site root of a Creatio address, as written or pasted from the browser.
+
+    A page address (``https://site/0/Nui/ViewModule.aspx#...``, ``https://site/0/Shell/#Section/...``,
+    ``https://site/Shell/...``) is cut at its first page segment (``CREATIO_PAGE_SEGMENTS``), its
+    query and its fragment; a log warning names what was cut, once per address. A site served
+    under a folder of its own (``https://host/creatio``) keeps the folder.
+    """
+    url = _check_url(value)
+    parts = urlsplit(url)
+    segments = parts.path.split("/")
+    cut_at = next((i for i, s in enumerate(segments) if s.lower() in CREATIO_PAGE_SEGMENTS), len(segments))
+    root = f"{parts.scheme}://{parts.netloc}" + "/".join(segments[:cut_at]).rstrip("/")
+    if root != url:
+        dropped = url[len(root):]
+        with _WARNED_LOCK:
+            first = url not in _WARNED
+            _WARNED.add(url)
+        if first:
+            log.warning("[creatio] url %s is a page address: using the site root %s (cut %s)",
+                        url, root, dropped)
+    return root
 
 
 def _check_ca_file(value: str | None) -> str | None:
@@ -76,7 +136,7 @@ class RetrySettings(_Section):
 class WebitelSettings(_Section):
     """``[webitel]``: where Webitel is and how to authenticate."""
 
-    url: str = Field(description="API base URL including /api, e.g. https://webitel.example.com/api")
+    url: str = Field(description="the server address, with or without /api: https://webitel.example.com")
     token: SecretStr | None = None
     username: str | None = None
     password: SecretStr | None = None
@@ -88,7 +148,7 @@ class WebitelSettings(_Section):
     max_response_mb: int = Field(WEBITEL_MAX_RESPONSE_MB, ge=1, le=4096)
     max_pages: int = Field(DEFAULT_MAX_PAGES, ge=1)
 
-    _url = field_validator("url")(classmethod(lambda cls, v: _check_url(v)))
+    _url = field_validator("url")(classmethod(lambda cls, v: webitel_api_url(v)))
     _ca_file = field_validator("ca_file")(classmethod(lambda cls, v: _check_ca_file(v)))
 
     @model_validator(mode="after")
@@ -108,8 +168,9 @@ class WebitelSettings(_Section):
 class CreatioSettings(_Section):
     """``[creatio]``: where Creatio is and how to authenticate (the object model is ``jobs.config``'s)."""
 
-    url: str = Field(description="site root, e.g. https://mycompany.creatio.com")
-    odata_path: str = "/0/odata"
+    url: str = Field(description="site root, e.g. https://mycompany.creatio.com (a page address is cut)")
+    # "auto": the client finds the OData 4 root (/0/odata on .NET Framework, /odata on .NET 8).
+    odata_path: str = ODATA_AUTO
     auth: Literal["forms", "oauth"] = "forms"
     username: str | None = None
     password: SecretStr | None = None
@@ -128,7 +189,7 @@ class CreatioSettings(_Section):
     # A read with $count stops at the pages the count allows; this caps reads without one.
     max_pages: int = Field(DEFAULT_MAX_PAGES, ge=1)
 
-    _url = field_validator("url")(classmethod(lambda cls, v: _check_url(v)))
+    _url = field_validator("url")(classmethod(lambda cls, v: creatio_site_root(v)))
     _ca_file = field_validator("ca_file")(classmethod(lambda cls, v: _check_ca_file(v)))
 
     @field_validator("identity_url")
@@ -139,8 +200,11 @@ class CreatioSettings(_Section):
     @field_validator("odata_path")
     @classmethod
     def _odata_path(cls, value: str) -> str:
+        if value.strip().lower() == ODATA_AUTO:
+            return ODATA_AUTO
         if not value.startswith("/"):
-            raise ValueError("expected a path starting with '/', e.g. /0/odata (or /odata on .NET 8 sites)")
+            raise ValueError('expected "auto" or a path starting with \'/\', e.g. /0/odata '
+                             "(or /odata on .NET 8 sites)")
         return value.rstrip("/")
 
     @model_validator(mode="after")

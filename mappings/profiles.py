@@ -25,6 +25,7 @@ PROFILES: dict[str, ObjectModel] = {
             entity="WSysAccount", name="Name", username=None, webitel_id=None, extension="Login",
             contact="ContactId", sys_admin_unit=None, active=None,
             defaults={"RoleId": WSYSACCOUNT_USER_ROLE},
+            required=("extension", "contact"),
         ),
         webitel_license=None,
         webitel_user_license=None,

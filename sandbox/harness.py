@@ -62,12 +62,18 @@ class Sandbox:
 
     @property
     def webitel_url(self) -> str:
-        """The Webitel API base, ``/api`` included."""
+        """The Webitel API base, ``/api`` included (for requests made by hand)."""
         return self.webitel.url + "/api"
 
     @property
+    def webitel_server_url(self) -> str:
+        """The Webitel server's address as people write it: no ``/api`` (what ``config`` writes)."""
+        return self.webitel.url
+
+    @property
     def creatio_url(self) -> str:
-        """The Creatio site root (OData lives under ``/0/odata``)."""
+        """The Creatio site root (OData lives under ``/0/odata``, or ``/odata`` when the app was
+        given that ``odata_path``)."""
         return self.creatio.url
 
     def start(self) -> "Sandbox":
@@ -96,6 +102,10 @@ class Sandbox:
     def config(self, *, auth: str = "forms", state_url: str | None = None) -> dict:
         """A connector configuration pointing at both servers.
 
+        The addresses are the plain server addresses an administrator writes (no ``/api``, no
+        OData path): the connector finds the rest. No ``[creatio.objects]`` either: on the
+        ``wsysaccount`` model the administrator discovers the profile (``check``).
+
         Args:
             auth: ``"forms"`` (user name and password) or ``"oauth"`` (client credentials, with
                 the sandbox itself as identity service).
@@ -111,7 +121,7 @@ class Sandbox:
         else:
             raise ValueError(f"auth must be 'forms' or 'oauth', not {auth!r}")
         config: dict = {
-            "webitel": {"url": self.webitel_url, "token": creds.webitel_token, "verify_tls": True},
+            "webitel": {"url": self.webitel_server_url, "token": creds.webitel_token, "verify_tls": True},
             "creatio": creatio,
             "sync": {"account_name": self.data.notes.get("account_name") or self.data.domain},
         }
@@ -123,7 +133,7 @@ class Sandbox:
         """``config(**kw)`` rendered as TOML text, with a comment header saying where it points."""
         header = [
             "# webitel-creatio-sync configuration for the local sandbox.",
-            f"# Webitel sandbox: {self.webitel_url}   Creatio sandbox: {self.creatio_url}",
+            f"# Webitel sandbox: {self.webitel_server_url}   Creatio sandbox: {self.creatio_url}",
             "# The credentials below are the sandbox's own fixed test values, not real secrets.",
             "",
         ]

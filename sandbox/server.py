@@ -61,10 +61,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if decision.kind == ERROR:
-            response = Response.json(decision.status, {"error": "sandbox fault", "status": decision.status})
+            response = owner.fault_response(decision.status)
         elif decision.kind == THROTTLE:
-            response = Response.json(429, {"error": "too many requests", "status": 429},
-                                     [("Retry-After", owner.faults.retry_after_value())])
+            response = owner.fault_response(429, [("Retry-After", owner.faults.retry_after_value())])
         else:
             response = owner.call_app(request)
             tamper = owner.tamper
@@ -259,6 +258,15 @@ class SandboxServer:
             return self.app.route(request)
         except Exception:
             return request.path
+
+    def fault_response(self, status: int, headers: list[tuple[str, str]] | None = None) -> Response:
+        """The answer of an injected fault: the app's own error shape when it has one
+        (``app.fault_response``), else a plain JSON error."""
+        shape = getattr(self.app, "fault_response", None)
+        if shape is not None:
+            return shape(status, headers)
+        reason = "too many requests" if status == 429 else "sandbox fault"
+        return Response.json(status, {"error": reason, "status": status}, headers)
 
     def call_app(self, request: Request) -> Response:
         """The app's answer; an exception becomes a 500 with a JSON body and serving goes on."""

@@ -4,6 +4,10 @@ Every method is a thin call to ``HttpClient.request`` (one request path: auth, r
 status mapping). Routes given for the counters keep the entity name but never a record id, e.g.
 ``/0/odata/Contact`` and ``/0/odata/Contact({id})``.
 
+The OData 4 root is ``settings.odata_path``; with ``"auto"`` (the default) the client finds it on the
+site the first time it needs it (``/0/odata`` on .NET Framework sites, ``/odata`` on .NET 8 ones,
+reference section 2.1) and keeps it for its lifetime.
+
 Paging (reference creatio-api.md section 2.4, open question 4): ``$top``/``$skip`` with a stable
 ``$orderby`` that always ends on ``Id``; an ``@odata.nextLink`` is followed when the server sends
 one. A read ends: the pages its ``$count`` allows (or ``max_pages`` without a count) bound it, a
@@ -15,18 +19,19 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import time
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from ..errors import BadResponse, NotFound
+from ..errors import ApiError, AuthError, BadRequest, BadResponse, NotFound, PermissionDenied
 from ..http import HttpClient, RequestCounter, json_body
 from ..retry import RetryPolicy
-from ..settings import CreatioSettings
+from ..settings import ODATA_AUTO, CreatioSettings
 from . import metadata as metadata_module
-from .auth import make_auth
+from .auth import LOGIN_PATH, TOKEN_PATH, make_auth
 from .objects import ObjectModel
 from .batch import BatchOp, BatchResult, run_batch
 from .error_body import parse_error
@@ -39,6 +44,10 @@ ENTITY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 ORDER_TERM_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_/]*)(?: (asc|desc))?")
 # Room kept in the URL for the largest $skip a lookup may reach.
 SKIP_PLACEHOLDER = "9" * 10
+# Where a site's OData 4 service may live, in the order tried (reference creatio-api.md 2.1).
+# Decision: .NET Framework's /0/odata first: most sites the reference describes run on it, and a
+# .NET 8 site answers it with a plain 404 (or a login redirect), which costs one request.
+ODATA_ROOTS = ("/0/odata", "/odata")
 
 
 def _is_routing_miss(error: NotFound) -> bool:
@@ -61,7 +70,8 @@ class CreatioClient:
                  session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
-        self.odata_path = settings.odata_path
+        self._odata_path: str | None = None if settings.odata_path == ODATA_AUTO else settings.odata_path
+        self._odata_lock = threading.Lock()
         self.http = HttpClient(system="creatio", base_url=settings.url, timeout_s=settings.timeout_s,
                                verify=settings.verify, retry=retry or RetryPolicy(), parse_error=parse_error,
                                auth=make_auth(settings, clock=clock), session=session, sleep=sleep,
@@ -75,6 +85,77 @@ class CreatioClient:
     def login(self) -> None:
         """Log in (or fetch a token) now; requests otherwise log in on first use."""
         self.http.login()
+
+    @property
+    def odata_path(self) -> str:
+        """The OData 4 root, e.g. ``/0/odata``: as configured, or found on the site once."""
+        if self._odata_path is None:
+            with self._odata_lock:
+                if self._odata_path is None:
+                    self._odata_path = self._find_odata_root()
+        return self._odata_path
+
+    @property
+    def odata_root_known(self) -> bool:
+        """Whether the OData root is known without asking the site (configured, found or given)."""
+        return self._odata_path is not None
+
+    def use_odata_root(self, path: str) -> None:
+        """Take ``path`` as the OData root found earlier (remembered by the caller), if none is known."""
+        with self._odata_lock:
+            if self._odata_path is None and path in ODATA_ROOTS:
+                self._odata_path = path
+
+    def _find_odata_root(self) -> str:
+        """The first of ``ODATA_ROOTS`` whose service document answers.
+
+        The service document (``GET <root>/``, the list of entity sets) is asked rather than
+        ``$metadata``: it says the same thing ("an OData 4 service lives here") in a fraction of
+        the size (a large site's ``$metadata`` takes tens of MB).
+
+        Raises:
+            AuthError: the login itself was refused (it is not tried twice: repeated bad logins
+                lock the user, reference section 5), or every root refused the credentials.
+            ConnectorError: the site is unreachable or keeps failing (as for any request).
+            BadResponse: no root answered with a service document.
+        """
+        # Decision: the service document, not $metadata (see above); one GET per root tried.
+        tried: list[str] = []
+        refused: ApiError | None = None
+        for root in ODATA_ROOTS:
+            path = root + "/"
+            try:
+                response = self.http.request("GET", path, route=path, headers=ACCEPT_JSON)
+            except (AuthError, PermissionDenied) as exc:
+                if exc.path in (LOGIN_PATH, TOKEN_PATH):
+                    raise
+                # Inferred: a .NET 8 site may refuse an unknown /0/ path like a protected one.
+                refused = refused or exc
+                tried.append(f"{root}: {exc.status}")
+                continue
+            except (NotFound, BadRequest) as exc:  # no such route (404, 405...): not here
+                tried.append(f"{root}: {exc.status}")
+                continue
+            except BadResponse as exc:
+                if exc.status is None or not 300 <= exc.status < 400:
+                    raise  # an answer too large or cut: a problem of the site, not of the path
+                # Inferred: a site without OData there redirects to its login or an error page.
+                tried.append(f"{root}: redirected")
+                continue
+            try:
+                payload = json_body(response, system="creatio")
+            except BadResponse:
+                payload = None  # a page served for any path (an SPA shell): not here
+            if isinstance(payload, dict) and isinstance(payload.get("value"), list):
+                if root != ODATA_ROOTS[0]:
+                    log.info("creatio: the OData 4 service of %s is at %s", self.settings.url, root)
+                return root
+            tried.append(f"{root}: not a service document")
+        if refused is not None:
+            raise refused
+        raise BadResponse(
+            f"no OData 4 service found at {self.settings.url} ({'; '.join(tried)}); check [creatio] url, "
+            'or set odata_path = "/0/odata" (or "/odata")', system="creatio", method="GET")
 
     def _collection(self, entity: str) -> str:
         if not ENTITY_RE.fullmatch(entity):
@@ -289,11 +370,15 @@ class CreatioClient:
             continue_on_error=continue_on_error,
         )
 
-    def metadata(self) -> dict[str, set[str]]:
-        """Entity set → column names, from ``$metadata``."""
+    def site_metadata(self) -> metadata_module.SiteMetadata:
+        """Every entity set with its columns, their types and lookup targets, from ``$metadata``."""
         path = f"{self.odata_path}/$metadata"
         response = self.http.request("GET", path, route=path, headers={"Accept": "application/xml"})
-        return metadata_module.parse_metadata(response.content)
+        return metadata_module.read_metadata(response.content)
+
+    def metadata(self) -> dict[str, set[str]]:
+        """Entity set → column names, from ``$metadata``."""
+        return self.site_metadata().names()
 
     def missing_columns(self, model: ObjectModel) -> list[str]:
         """Entities and ``Entity.Column`` names of the object model the site lacks."""

@@ -32,6 +32,9 @@ class WebitelUserObject(_Table):
     active: str | None = "Active"
     # Constant values written on create (e.g. a required role lookup).
     defaults: dict[str, str] = {}
+    # Logical fields the site refuses a record without (WSysAccount: Login, the extension): a user
+    # lacking one is reported and not imported, rather than refused by the site on every run.
+    required: tuple[str, ...] = ()
 
 
 class WebitelLicenseObject(_Table):

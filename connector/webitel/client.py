@@ -179,6 +179,10 @@ class WebitelClient:
     def create_user(self, body: dict[str, Any], *, password: str | None = None) -> WebitelUser:
         """Create a user from an ``InputUser`` body (top level, not wrapped). Not retried blindly.
 
+        Only the new ``id`` of the answer is to be relied on: a write's answer may leave out any
+        other field (PATCH and PUT answer a partial user), so an empty extension or licence list
+        in it says nothing.
+
         Args:
             body: ``username``, ``name``, ``email``, ``extension``, ``license`` (list of ``{"id"}``), ...
             password: the initial password; it goes in the body and never into logs.
@@ -189,14 +193,18 @@ class WebitelClient:
         response = self.http.request("POST", "users", route="/users", json=payload, idempotent=False)
         return _user_or_raise(_unwrap(json_body(response, system="webitel"), "user"))
 
-    def patch_user(self, user_id: int, changes: dict[str, Any]) -> WebitelUser:
-        """Change only the given keys (``PATCH`` derives the changed fields from the body)."""
-        response = self.http.request("PATCH", f"users/{int(user_id)}", route="/users/{id}", json=changes)
-        return _user_or_raise(_unwrap(json_body(response, system="webitel"), "user"))
+    def patch_user(self, user_id: int, changes: dict[str, Any]) -> None:
+        """Change only the given keys (``PATCH`` derives the changed fields from the body).
 
-    def set_user_licenses(self, user_id: int, serials: list[str] | tuple[str, ...]) -> WebitelUser:
+        Returns nothing: the answer is a partial user (``id, name, username, updated_at,
+        updated_by`` in the vendor's recorded traffic), without the extension or the licences, so
+        reading them from it would take them for empty. Read the user again to see it.
+        """
+        self.http.request("PATCH", f"users/{int(user_id)}", route="/users/{id}", json=changes)
+
+    def set_user_licenses(self, user_id: int, serials: list[str] | tuple[str, ...]) -> None:
         """Replace the user's grants with exactly ``serials`` (the list is the complete new set)."""
-        return self.patch_user(user_id, {"license": [{"id": s} for s in sorted(set(serials))]})
+        self.patch_user(user_id, {"license": [{"id": s} for s in sorted(set(serials))]})
 
     def delete_user(self, user_id: int, *, permanent: bool = False) -> None:
         """Soft-delete a user (``permanent=True`` removes it for good). A missing user is not an error."""
@@ -214,10 +222,17 @@ class WebitelClient:
         body = json_body(response, system="webitel")
         return dict(body.get("settings") or {}) if isinstance(body, dict) else {}
 
-    def generate_password(self) -> str:
-        """A password that satisfies the domain's policy, made by the server."""
+    def generate_password(self, username: str | None = None) -> str:
+        """A password that satisfies the domain's policy, made by the server.
+
+        Args:
+            username: the login the password is for; the vendor's description of the request
+                (``GeneratePasswordRequest.username``: "required to enforce
+                password_contains_login policy") says the policy needs it.
+        """
+        body = {"username": username} if username else {}
         response = self.http.request(
-            "POST", "users/password/generate", route="/users/password/generate", json={}, idempotent=True
+            "POST", "users/password/generate", route="/users/password/generate", json=body, idempotent=True
         )
         body = json_body(response, system="webitel")
         return str(body.get("password") or "") if isinstance(body, dict) else ""

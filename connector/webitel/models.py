@@ -3,6 +3,13 @@
 Quirks absorbed here (reference webitel-api.md section 1.5): int64 values arrive as JSON strings,
 licence and token times as Unix milliseconds (also as strings), ``"0"`` or an absent value for
 "not set", and empty fields are omitted altogether.
+
+A user is parsed for what the sync reads of it (id, username, name, email, extension and the
+serials of its licences). Everything else the server sends (``devices``, ``roles``,
+``presence``, ``created_by``... in the vendor's recorded traffic) is ignored, and the few other
+fields kept for display (audit times, a grant's product and dates) never make a user unreadable:
+an odd value there reads as empty, so one server quirk in a field nobody uses cannot drop a user
+from the import (and have its record taken for vanished).
 """
 
 from __future__ import annotations
@@ -48,6 +55,25 @@ def from_ms(value: object) -> datetime | None:
     return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
 
 
+# Decision: a value the sync never decides on that cannot be read is empty, not the user's error
+# (module docstring); the fields the sync decides on stay strict.
+def lenient_ms(value: object) -> datetime | None:
+    """``from_ms`` for a time the sync never decides on: a value it cannot read is None."""
+    try:
+        return from_ms(value)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def lenient_text(value: object) -> str:
+    """Text the sync only shows: a number as its digits, anything else that is no text as ""."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
 def to_ms(value: datetime | None) -> int:
     """An aware datetime as Unix milliseconds (0 for None)."""
     return 0 if value is None else int(value.timestamp() * 1000)
@@ -75,11 +101,14 @@ class LicenseGrant:
 
     serial: str = Field(validation_alias=AliasChoices("id", "serial"))
     product: str = Field("", validation_alias=AliasChoices("prod", "product"))
-    name: str = ""
+    name: str = ""  # usually absent in the vendor's recorded traffic, as is "scope"
     issued_at: datetime | None = None
     expires_at: datetime | None = None
 
-    _ms = field_validator("issued_at", "expires_at", mode="before")(classmethod(lambda cls, v: from_ms(v)))
+    # Shown by `licenses --users`, never decided on: an odd value reads as empty (module docstring).
+    _ms = field_validator("issued_at", "expires_at", mode="before")(
+        classmethod(lambda cls, v: lenient_ms(v)))
+    _shown = field_validator("product", "name", mode="before")(classmethod(lambda cls, v: lenient_text(v)))
 
 
 @dataclass(frozen=True, slots=True, config=_PER_USER)
@@ -96,8 +125,10 @@ class WebitelUser:
     deleted_at: datetime | None = None
 
     # Inferred: User.updated_at is documented only as "unix"; the sandbox and the licence fields use
-    # milliseconds, so milliseconds it is (reference open question 8).
-    _ms = field_validator("updated_at", "deleted_at", mode="before")(classmethod(lambda cls, v: from_ms(v)))
+    # milliseconds, so milliseconds it is (reference open question 8). The sync decides nothing on
+    # them: a time in another format reads as None rather than dropping the user.
+    _ms = field_validator("updated_at", "deleted_at", mode="before")(
+        classmethod(lambda cls, v: lenient_ms(v)))
     _id = field_validator("id", mode="before")(classmethod(lambda cls, v: positive_id(v)))
 
     @field_validator("username", "name", "email", "extension", mode="before")

@@ -30,7 +30,7 @@ def provision_step(webitel, creatio, model: ObjectModel, *, password: str) -> St
                 found = user is not None
                 if user is None:
                     body = {k: new[k] for k in ("username", "name", "email", "extension") if new.get(k)}
-                    secret = webitel.generate_password() if password == "generate" else None
+                    secret = webitel.generate_password(new["username"]) if password == "generate" else None
                     user = webitel.create_user(body, password=secret)
                 changes = {"webitel_id": str(user.id), "username": new["username"], "active": True}
                 creatio.update(model.webitel_user.entity, action.id, WebitelUserRecord.to_row(changes, model))

@@ -43,6 +43,7 @@ class UserPlanOptions:
     # An administrator's approval of this one run: up to this many deactivations and deletions go
     # ahead even over the cap (``run --allow-deactivations N``).
     approved_deactivations: int = 0
+    required_fields: frozenset[str] = frozenset()  # the record fields the site requires
     # On demand (``run --user``): the snapshot holds only these users, so nothing is taken for
     # vanished or deleted, and no record awaiting provisioning is looked at.
     scoped: bool = False
@@ -266,6 +267,12 @@ class _Builder:
         record = found.record
         if record is None and extension_refused:
             return  # not created at all while its extension clashes (the conflict says why)
+        if not facts.extension and record is None and "extension" in self.o.required_fields:
+            message = ("no extension: not imported, the site's Webitel-user record requires one (and the "
+                       "user cannot register a SIP phone)")
+            self.warnings.append(Issue("no_extension", message, user=label, webitel_id=user.id,
+                                       field="extension"))
+            return
         if not facts.extension:
             self.warnings.append(
                 Issue(
@@ -278,8 +285,13 @@ class _Builder:
             )
         elif problem := extension_problem(facts.extension):
             self.warnings.append(
-                Issue("odd_extension", f"{problem}: imported as it is", user=label, webitel_id=user.id,
-                      field="extension")
+                Issue(
+                    "odd_extension",
+                    f"{problem}: imported as it is",
+                    user=label,
+                    webitel_id=user.id,
+                    field="extension",
+                )
             )
         contact = found.contact_id
         depends: tuple[str, ...] = ()
@@ -515,8 +527,9 @@ class _Builder:
         if len(gone) + len(deleted) > limit:
             by_record = {rid: wid for wid, rid in self.s.links.items()}
             names = {u.id: u.username for u in self.s.users}
-            touched = [user_label(r.username or r.name, r.webitel_id or by_record.get(r.id, "?"))
-                       for r in gone]
+            touched = [
+                user_label(r.username or r.name, r.webitel_id or by_record.get(r.id, "?")) for r in gone
+            ]
             touched += [user_label(names.get(wid, "?"), wid) for wid in sorted(deleted)]
             guard = Issue(
                 "deactivation_cap",

@@ -24,7 +24,7 @@ from jobs.sync.licenses import run_licenses
 from jobs.sync.one_user import sync_user
 from jobs.sync.recording import utcnow
 from jobs.sync.users import run_users
-from jobs.wiring import creatio_client, state_store, webitel_client
+from jobs.wiring import creatio_client, remembered_odata_root, state_store, webitel_client
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def run_once(
     webitel = webitel or webitel_client(config)
     creatio = creatio or creatio_client(config)
     reports: list[RunReport] = []
-    with state_store(config) as store, progress or Progress() as shown:
+    with state_store(config) as store, remembered_odata_root(store, creatio), progress or Progress() as shown:
         if user is not None:
             if dry_run:
                 return [sync_user(config, user, webitel=webitel, creatio=creatio, store=store, dry_run=True,

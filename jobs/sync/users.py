@@ -38,7 +38,8 @@ def user_plan_options(config: AppConfig, approve: Mapping[str, int] | None = Non
                            max_deactivation_share=config.sync.max_deactivation_share,
                            sync_extension_communication=config.sync.sync_extension_communication,
                            mapped_fields=WebitelUserRecord.mapped_fields(config.creatio.objects),
-                           approved_deactivations=(approve or {}).get("deactivations", 0))
+                           approved_deactivations=(approve or {}).get("deactivations", 0),
+                           required_fields=frozenset(config.creatio.objects.webitel_user.required))
 
 
 def load_links(store) -> tuple[dict[str, str], dict[str, AgreedFields]]:

@@ -180,7 +180,10 @@ class CreatioApp:
             return odata_json(200, service_document(self.entity_columns, f"{base}{odata}/$metadata"))
         if rest == "$metadata":
             _only(method, "GET")
-            response = Response.text(200, edmx(self.entity_columns), "application/xml; charset=utf-8")
+            document = edmx(self.entity_columns,
+                            {name: entity.lookups for name, entity in self.model.entities.items()},
+                            {name: entity.required for name, entity in self.model.entities.items()})
+            response = Response.text(200, document, "application/xml; charset=utf-8")
             response.headers.append(("OData-Version", "4.0"))
             return response
         if rest == "$batch":

@@ -1,8 +1,16 @@
-"""The service document (``GET <odata>/``) and the EDMX ``$metadata`` document."""
+"""The service document (``GET <odata>/``) and the EDMX ``$metadata`` document.
+
+Lookups are written the OData 4 way: a navigation property named like the column without ``Id``
+(``Contact`` for ``ContactId``) whose ``ReferentialConstraint`` names the column, as Creatio's
+``$metadata`` exposes its lookups (reference creatio-api.md section 3: a lookup ``X`` is the column
+``XId`` plus the navigation ``X`` for ``$expand``). Required columns are ``Nullable="false"``
+(Inferred: how Creatio marks a required column; value types are never null either).
+"""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from typing import Any
 
 from sandbox.creatio.schema import ColumnType
@@ -24,11 +32,14 @@ def service_document(entities: dict[str, dict[str, ColumnType]], context: str) -
             "value": [{"name": name, "kind": "EntitySet", "url": name} for name in entities]}
 
 
-def edmx(entities: dict[str, dict[str, ColumnType]]) -> str:
+def edmx(entities: dict[str, dict[str, ColumnType]], lookups: Mapping[str, Mapping[str, str]] | None = None,
+         required: Mapping[str, frozenset[str]] | None = None) -> str:
     """The CSDL XML: one ``EntityType`` per entity (key ``Id``) and an ``EntityContainer``.
 
     Args:
         entities: Entity -> columns and their types.
+        lookups: Entity -> lookup column -> the entity it points to.
+        required: Entity -> its required columns.
 
     Returns:
         The document as a string with an XML declaration.
@@ -40,11 +51,18 @@ def edmx(entities: dict[str, dict[str, ColumnType]]) -> str:
         entity_type = ET.SubElement(schema, "EntityType", {"Name": name})
         key = ET.SubElement(entity_type, "Key")
         ET.SubElement(key, "PropertyRef", {"Name": "Id"})
+        needed = (required or {}).get(name, frozenset())
         for column, kind in columns.items():
             attrs = {"Name": column, "Type": EDM_TYPES[kind]}
-            if column == "Id" or kind in ("bool", "int"):
+            # Inferred: Creatio writes a required column as not nullable (module docstring).
+            if column == "Id" or kind in ("bool", "int") or column in needed:
                 attrs["Nullable"] = "false"
             ET.SubElement(entity_type, "Property", attrs)
+        for column, target in (lookups or {}).get(name, {}).items():
+            if column in columns and column.endswith("Id") and target in entities:
+                nav = ET.SubElement(entity_type, "NavigationProperty",
+                                    {"Name": column[:-2], "Type": f"{NAMESPACE}.{target}"})
+                ET.SubElement(nav, "ReferentialConstraint", {"Property": column, "ReferencedProperty": "Id"})
     container = ET.SubElement(schema, "EntityContainer", {"Name": "Default"})
     for name in entities:
         ET.SubElement(container, "EntitySet", {"Name": name, "EntityType": f"{NAMESPACE}.{name}"})

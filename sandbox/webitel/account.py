@@ -40,6 +40,19 @@ def _admin(app) -> tuple[int, dict | None]:
     return FALLBACK_ADMIN_ID, None
 
 
+def admin_ref(app) -> dict:
+    """``{id, name}`` of the signed-in admin: who every write through the API is made by."""
+    admin_id, _ = _admin(app)
+    return {"id": admin_id, "name": app.credentials.webitel_username}
+
+
+def seed_admin(seed_users: list[dict], username: str) -> dict:
+    """``{id, name}`` of the admin among seed users (or the fallback id): who made them."""
+    wanted = username.lower()
+    found = sorted(int(u["id"]) for u in seed_users if str(u.get("username") or "").lower() == wanted)
+    return {"id": found[0] if found else FALLBACK_ADMIN_ID, "name": username}
+
+
 def current_user(app) -> dict:
     """The signed-in admin as a User object (``GET /user`` without an id)."""
     admin_id, stored = _admin(app)

@@ -19,7 +19,10 @@ from sandbox.webitel.auth import Sessions
 from sandbox.webitel.certificate import DEFAULT_CUSTOMER
 from sandbox.webitel.search import UserQuery, flag, ids, listing, params_from_body, search_users
 from sandbox.webitel.store import LicenseStore, UserStore
-from sandbox.webitel.wire import USER_FIELDS, ApiError, DEFAULT_LIST_FIELDS, page_body, read_json, user_wire
+from sandbox.webitel.wire import (
+    CREATED_FIELDS, DEFAULT_LIST_FIELDS, UPDATED_FIELDS, USER_FIELDS, ApiError, page_body, read_json,
+    user_wire,
+)
 
 # (template, {method: handler name}); literal paths come before templated ones.
 ROUTES = [
@@ -73,7 +76,10 @@ class WebitelApp:
         self.credentials = seed.credentials
         self.domain = seed.domain
         self.store = UserStore()
-        self.store.load(seed.webitel_users, self.now_ms())
+        self.store.load(seed.webitel_users, self.now_ms(),
+                        account.seed_admin(seed.webitel_users, seed.credentials.webitel_username))
+        # The username of every password generator request, in order ("" when none was sent).
+        self.generated_for: list[str] = []
         self.catalog = LicenseStore(seed.licenses)
         self.sessions = Sessions(seed.credentials, seed.domain, self.now_ms, token_lifetime_s)
         now = self.now_ms()
@@ -88,6 +94,18 @@ class WebitelApp:
             if pattern.match(request.path):
                 return template
         return UNMATCHED
+
+    def fault_response(self, status: int, headers: list[tuple[str, str]] | None = None) -> Response:
+        """The answer of an injected fault (``sandbox.server``), in Webitel's error shape.
+
+        Errors are ``{id, code, detail, status}`` everywhere in the vendor's recorded traffic, 5xx
+        included. Decision: the ids are the sandbox's own (the real ones are not recorded).
+        """
+        # Decision: the sandbox's own error ids (the recorded traffic shows the shape, not these).
+        ids = {429: "app.request.too_many_requests", 500: "app.internal.error",
+               502: "app.gateway.bad_gateway", 503: "app.service.unavailable"}
+        error = ApiError(status, ids.get(status, "app.internal.error"), f"sandbox fault {status}", headers)
+        return error.response()
 
     def handle(self, request: Request) -> Response:
         """Answer one request; every failure is a Webitel error body ``{id, code, status, detail}``."""
@@ -179,6 +197,7 @@ class WebitelApp:
     def _password_generate(self, request: Request, token: str) -> Response:
         body = read_json(request)
         username = body.get("username", "") if isinstance(body, dict) else ""
+        self.generated_for.append(str(username or ""))
         return self._json({"password": account.generate_password(str(username or ""))})
 
     def _list_users(self, request: Request, token: str) -> Response:
@@ -207,17 +226,17 @@ class WebitelApp:
 
     def _create_user(self, request: Request, token: str) -> Response:
         user = users.create(self, read_json(request), request.arg("user_password"))
-        return self._user_json(user)
+        return self._json(user_wire(user, self.catalog.licenses, CREATED_FIELDS))
 
     def _put_user(self, request: Request, user_id: str, token: str) -> Response:
         user = users.update(self, _user_id(user_id), read_json(request), replace=True,
                             query_password=request.arg("user_password"))
-        return self._user_json(user)
+        return self._json(user_wire(user, self.catalog.licenses, UPDATED_FIELDS))
 
     def _patch_user(self, request: Request, user_id: str, token: str) -> Response:
         user = users.update(self, _user_id(user_id), read_json(request), replace=False,
                             query_password=request.arg("user_password"))
-        return self._user_json(user)
+        return self._json(user_wire(user, self.catalog.licenses, UPDATED_FIELDS))
 
     def _delete_user(self, request: Request, user_id: str, token: str) -> Response:
         permanent = flag(request.query, "permanent")

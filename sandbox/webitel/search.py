@@ -11,9 +11,10 @@ from sandbox.webitel.store import UserStore
 from sandbox.webitel.wire import ApiError
 
 # webitel/engine model/search_list.go: PER_PAGE_MAXIMUM = 1000, PER_PAGE_DEFAULT = 40.
-# Inferred: webitel.go applies the same rule (size < 1 or > 1000 falls back to the default).
+# Inferred: webitel.go applies the same maximum (size < 1 or > 1000 falls back to the default),
+# and its users' default page holds 16, as the vendor's recorded traffic shows.
 PAGE_MAXIMUM = 1000
-USERS_PAGE_DEFAULT = 40
+USERS_PAGE_DEFAULT = 16
 LICENSES_PAGE_DEFAULT = 16  # customers.proto comments: licence lists default to size=16
 
 USER_SORT_FIELDS = ("id", "name", "username", "extension", "email", "chat_name", "created_at",

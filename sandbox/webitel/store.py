@@ -25,10 +25,23 @@ def empty_fields() -> dict:
 
 
 def new_user(user_id: int, now: int) -> dict:
-    """A blank stored user: every editable field empty, no password, created/updated at ``now``."""
+    """A blank stored user: every editable field empty, no password, created/updated at ``now``,
+    offline (``presence`` is the status text, "" when offline), no audit references yet."""
     user = empty_fields()
-    user.update(id=user_id, password="", created_at=now, updated_at=now, deleted_at=0)
+    user.update(id=user_id, password="", created_at=now, updated_at=now, deleted_at=0, presence="",
+                created_by=None, updated_by=None)
     return user
+
+
+# Decision: the shapes of the vendor's recorded traffic, with values of the sandbox's own. A seeded
+# user with an extension has a default SIP device named after it (ids DEVICE_ID_BASE + user id),
+# which is also its one attached device; every second one of them is registered ("sip"
+# presence); every third seeded user is linked to a Webitel contact (ids CONTACT_ID_BASE + user
+# id); every seeded user has the role "user". The objects are the admin's doing (created_by).
+DEVICE_ID_BASE = 100_000
+CONTACT_ID_BASE = 200_000
+USER_ROLE = {"id": 2, "name": "user"}
+_ROLES = (USER_ROLE,)  # shared by every seeded user: a write replaces the value, never edits it
 
 
 def _remove_sorted(ids: list[int], user_id: int) -> None:
@@ -52,19 +65,25 @@ class UserStore:
         # High-water mark, so a permanently deleted last user never gets its id reused.
         self._last_id = 0
 
-    def load(self, seed_users: list[dict], now: int) -> None:
-        """Load seed user dicts (``sandbox.seed.types`` shape) in one pass, sorting ids once."""
+    def load(self, seed_users: list[dict], now: int, admin: dict | None = None) -> None:
+        """Load seed user dicts (``sandbox.seed.types`` shape) in one pass, sorting ids once.
+
+        Args:
+            seed_users: the users.
+            now: their creation time when the seed gives none (ms).
+            admin: ``{id, name}`` of whoever made them (``created_by``/``updated_by``).
+        """
         # Tens of thousands of new dicts/sets would trigger many full GC passes over a growing heap
         # (about half the load time at 50,000 users); nothing here makes cycles, so pause it.
         was_enabled = gc.isenabled()
         gc.disable()
         try:
-            self._load(seed_users, now)
+            self._load(seed_users, now, admin)
         finally:
             if was_enabled:
                 gc.enable()
 
-    def _load(self, seed_users: list[dict], now: int) -> None:
+    def _load(self, seed_users: list[dict], now: int, admin: dict | None = None) -> None:
         for raw in seed_users:
             user = new_user(int(raw["id"]), now)
             for name in ("username", "name", "email", "extension", "chat_name", "password"):
@@ -75,6 +94,15 @@ class UserStore:
             user["updated_at"] = int(raw.get("updated_at") or user["created_at"])
             if raw.get("deleted"):
                 user["deleted_at"] = int(raw.get("deleted_at") or now)
+            uid = user["id"]
+            if user["extension"]:
+                user["device"] = {"id": DEVICE_ID_BASE + uid, "name": user["extension"]}
+                user["devices"] = (user["device"],)
+                user["presence"] = "sip" if uid % 2 == 0 else ""
+            if uid % 3 == 0:
+                user["contact"] = {"id": CONTACT_ID_BASE + uid, "name": user["name"] or user["username"]}
+            user["roles"] = _ROLES
+            user["created_by"] = user["updated_by"] = admin
             self.users[user["id"]] = user
             self._index(user)
         self.all_ids = sorted(self.users)

@@ -13,11 +13,18 @@ from sandbox.base import Response
 
 # Fields a user read can return; ``password`` is never among them.
 USER_FIELDS = (
-    "id", "name", "username", "email", "extension", "license", "roles", "profile", "chat_name",
-    "contact", "device", "devices", "force_password_change", "created_at", "updated_at", "deleted_at",
+    "id", "name", "username", "email", "extension", "presence", "license", "roles", "profile", "chat_name",
+    "contact", "device", "devices", "force_password_change", "created_at", "created_by", "updated_at",
+    "updated_by", "deleted_at",
 )
-# The live list returned only these when no ``fields`` was given (reference §2.1).
-DEFAULT_LIST_FIELDS = ("id", "name", "username", "extension")
+# The live list returned only these when no ``fields`` was given (reference §2.1): presence,
+# device and contact when set, as the vendor's recorded traffic shows on every item.
+DEFAULT_LIST_FIELDS = ("id", "name", "username", "extension", "presence", "device", "contact")
+# What a user create answers (reference §2.3: the QA create call's answer).
+CREATED_FIELDS = ("id", "name", "username", "email", "extension")
+# Inferred from the vendor's recorded traffic: PATCH and PUT answer a partial user, never its
+# extension or licences.
+UPDATED_FIELDS = ("id", "name", "username", "updated_at", "updated_by")
 
 LICENSE_FIELDS = (
     "id", "product", "name", "not_before", "not_after", "competitive", "limit", "remain", "scope", "users",
@@ -59,13 +66,18 @@ def ms(value: int) -> str:
     return str(value) if value else ""
 
 
-def license_user(lic: dict, user: dict | None = None) -> dict:
-    """A LicenseUser entry: the grant of licence ``lic`` (optionally naming the holder)."""
+def license_user(lic: dict, user: dict | None = None, *, brief: bool = False) -> dict:
+    """A LicenseUser entry: the grant of licence ``lic`` (optionally naming the holder).
+
+    ``brief``: as in a user's ``license`` list, which in the vendor's recorded traffic usually
+    carries no ``name`` and no ``scope``.
+    """
     # Reference §3.4: issued_at/expires_at of a grant are the licence's not_before/not_after.
     return omit_empty({
-        "id": lic["id"], "prod": lic["product"], "name": lic.get("name", ""),
+        "id": lic["id"], "prod": lic["product"], "name": "" if brief else lic.get("name", ""),
         "user": object_id(user) if user else None,
-        "issued_at": ms(lic["not_before"]), "expires_at": ms(lic["not_after"]), "scope": list(lic["scope"]),
+        "issued_at": ms(lic["not_before"]), "expires_at": ms(lic["not_after"]),
+        "scope": [] if brief else list(lic["scope"]),
     })
 
 
@@ -86,11 +98,13 @@ def user_wire(user: dict, licenses: dict[str, dict],
         if name == "id":
             out["id"] = str(user["id"])
         elif name == "license":
-            out["license"] = [license_user(licenses[s]) for s in user["license"] if s in licenses]
+            out["license"] = [license_user(licenses[s], brief=True) for s in user["license"] if s in licenses]
         elif name in ("created_at", "updated_at", "deleted_at"):
             out[name] = ms(user[name])
-        elif name in ("contact", "device"):
+        elif name in ("contact", "device", "created_by", "updated_by"):
             out[name] = object_id(user[name])
+        elif name == "presence":
+            out[name] = {"status": user[name]} if user[name] else None
         elif name in ("roles", "devices"):
             out[name] = [object_id(ref) for ref in user[name]]
         elif name == "profile":

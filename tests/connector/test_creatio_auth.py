@@ -34,13 +34,13 @@ class FakeClock:
 
 
 def forms_client(**kw):
-    settings = CreatioSettings(url=SITE, username="svc", password=PASSWORD)
+    settings = CreatioSettings(url=SITE, username="svc", password=PASSWORD, odata_path="/0/odata")
     return CreatioClient(settings, retry=RetryPolicy(max_attempts=3), sleep=lambda s: None, **kw)
 
 
 def oauth_client(clock):
     settings = CreatioSettings(url=SITE, auth="oauth", identity_url=IDENTITY, client_id="app-1",
-                               client_secret=CLIENT_SECRET)
+                               client_secret=CLIENT_SECRET, odata_path="/0/odata")
     return CreatioClient(settings, retry=RetryPolicy(max_attempts=3), sleep=lambda s: None, clock=clock)
 
 

@@ -33,7 +33,8 @@ def mocked_http():
 
 
 def make_client(batch_size=100, sleep=lambda s: None):
-    settings = CreatioSettings(url=SITE, username="svc", password="pw-SECRET-1", batch_size=batch_size)
+    settings = CreatioSettings(url=SITE, username="svc", password="pw-SECRET-1", batch_size=batch_size,
+                               odata_path="/0/odata")
     return CreatioClient(settings, retry=RetryPolicy(max_attempts=3), sleep=sleep)
 
 

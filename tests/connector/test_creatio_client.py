@@ -10,9 +10,10 @@ import responses
 from responses import matchers
 
 from connector import errors
+from connector.creatio.batch import BatchOp
 from connector.creatio.client import CreatioClient
 from connector.creatio import odata
-from connector.creatio.metadata import missing_columns, parse_metadata
+from connector.creatio.metadata import missing_columns, parse_metadata, read_metadata
 from connector.creatio.objects import entity_columns
 from connector.creatio.records import Account, Contact, ContactCommunication, Row, SysUser
 from connector.creatio.values import EMPTY_GUID, parse_datetime
@@ -59,7 +60,8 @@ def client(sleeps):
     # scrubbed from every message as a word of its own.
     responses.post(LOGIN, json={"Code": 0}, headers=[("Set-Cookie", ".ASPXAUTH=aspx-1; path=/"),
                                                      ("Set-Cookie", "BPMCSRF=csrf-1; path=/")])
-    settings = CreatioSettings(url=SITE, username="svc", password="pw-SECRET-1", page_size=3, batch_size=100)
+    settings = CreatioSettings(url=SITE, username="svc", password="pw-SECRET-1", page_size=3, batch_size=100,
+                               odata_path="/0/odata")
     return CreatioClient(settings, retry=RetryPolicy(max_attempts=3), sleep=sleeps)
 
 
@@ -204,7 +206,8 @@ def new_rows(n, size=3):
 
 
 def limited(sleeps, **kw):
-    settings = CreatioSettings(url=SITE, username="svc", password="pw-SECRET-1", page_size=3, **kw)
+    settings = CreatioSettings(url=SITE, username="svc", password="pw-SECRET-1", page_size=3,
+                               odata_path="/0/odata", **kw)
     return CreatioClient(settings, retry=RetryPolicy(max_attempts=1), sleep=sleeps)
 
 
@@ -398,7 +401,8 @@ def test_no_retry_on_400(client, sleeps):
 
 def test_iter_by_values_chunks_within_max_url_length(sleeps):
     responses.post(LOGIN, json={"Code": 0}, headers=[("Set-Cookie", "BPMCSRF=c; path=/")])
-    settings = CreatioSettings(url=SITE, username="svc", password="pw-SECRET-1", max_url_length=400)
+    settings = CreatioSettings(url=SITE, username="svc", password="pw-SECRET-1", max_url_length=400,
+                               odata_path="/0/odata")
     client = CreatioClient(settings, sleep=sleeps)
     names = [f"Łukasz Żółć {i}" for i in range(12)]
 
@@ -494,6 +498,134 @@ def test_metadata_request_and_missing_columns(client):
     )
     missing = client.missing_columns(object_model("wsysaccount"))
     assert "WSysAccount" in missing and "Contact.Email" in missing and "Contact.Name" not in missing
+
+
+LOOKUPS_EDMX = """<?xml version="1.0" encoding="utf-8"?>
+<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx">
+  <edmx:DataServices>
+    <Schema Namespace="Terrasoft.Configuration" Alias="TC" xmlns="http://docs.oasis-open.org/odata/ns/edm">
+      <EntityType Name="BaseEntity" Abstract="true">
+        <Key><PropertyRef Name="Id"/></Key>
+        <Property Name="Id" Type="Edm.Guid" Nullable="false"/>
+        <Property Name="CreatedById" Type="Edm.Guid"/>
+        <NavigationProperty Name="CreatedBy" Type="Terrasoft.Configuration.Contact">
+          <ReferentialConstraint Property="CreatedById" ReferencedProperty="Id"/>
+        </NavigationProperty>
+      </EntityType>
+      <EntityType Name="Contact" BaseType="Terrasoft.Configuration.BaseEntity">
+        <Property Name="Name" Type="Edm.String"/>
+      </EntityType>
+      <EntityType Name="VwSysAdminUnit" BaseType="Terrasoft.Configuration.BaseEntity">
+        <Property Name="Name" Type="Edm.String"/>
+      </EntityType>
+      <EntityType Name="WSysAccount" BaseType="TC.BaseEntity">
+        <Property Name="Login" Type="Edm.String" Nullable="false"/>
+        <Property Name="Owner" Type="Edm.Guid"/>
+        <Property Name="ContactId" Type="Edm.Guid" Nullable="false"/>
+        <Property Name="RoleId" Type="Edm.Guid"/>
+        <Property Name="Active" Type="Edm.Boolean" Nullable="false"/>
+        <Property Name="Limit" Type="Edm.Int32"/>
+        <Property Name="Photo" Type="Edm.Stream"/>
+        <NavigationProperty Name="Contact" Type="TC.Contact">
+          <ReferentialConstraint Property="ContactId" ReferencedProperty="Id"/>
+        </NavigationProperty>
+        <NavigationProperty Name="Role" Type="Terrasoft.Configuration.VwSysAdminUnit"/>
+        <NavigationProperty Name="Tags" Type="Collection(Terrasoft.Configuration.Contact)"/>
+      </EntityType>
+      <EntityContainer Name="Default">
+        <EntitySet Name="Contact" EntityType="Terrasoft.Configuration.Contact"/>
+        <EntitySet Name="SysAdminUnit" EntityType="Terrasoft.Configuration.VwSysAdminUnit"/>
+        <EntitySet Name="WSysAccount" EntityType="Terrasoft.Configuration.WSysAccount"/>
+      </EntityContainer>
+    </Schema>
+  </edmx:DataServices>
+</edmx:Edmx>"""
+
+
+def test_read_metadata_gives_types_lookup_targets_and_required_columns():
+    site = read_metadata(LOOKUPS_EDMX)
+    account = site["WSysAccount"]
+    assert {name: (c.type, c.lookup) for name, c in account.items()} == {
+        "Id": ("guid", None), "CreatedById": ("guid", "Contact"),  # inherited, with its lookup
+        "Login": ("text", None), "Owner": ("guid", None), "ContactId": ("guid", "Contact"),
+        # No constraint: the navigation property Role beside the Guid column RoleId; the target is
+        # named by its entity set, not by its type.
+        "RoleId": ("guid", "SysAdminUnit"), "Active": ("bool", None), "Limit": ("int", None),
+        "Photo": ("binary", None),
+    }
+    assert account["Login"].required and account["ContactId"].required and not account["RoleId"].required
+    assert account["Login"].edm_type == "Edm.String" and "Tags" not in account  # a detail is no column
+    assert site.names()["Contact"] == {"Id", "CreatedById", "Name"} == set(site["Contact"])
+    assert "WSysAccount" in site and "WebitelUser" not in site
+
+
+# --- finding the OData root ---------------------------------------------------------------------------
+
+
+def auto_client(**kw):
+    responses.post(LOGIN, json={"Code": 0}, headers=[("Set-Cookie", ".ASPXAUTH=aspx-1; path=/"),
+                                                     ("Set-Cookie", "BPMCSRF=csrf-1; path=/")])
+    settings = CreatioSettings(url=SITE, username="svc", password="pw-SECRET-1", **kw)
+    return CreatioClient(settings, retry=RetryPolicy(max_attempts=1), sleep=lambda s: None)
+
+
+SERVICE_DOCUMENT = {"@odata.context": "x/$metadata", "value": [{"name": "Contact", "kind": "EntitySet",
+                                                                 "url": "Contact"}]}
+
+
+def test_auto_finds_the_net_framework_root_once_per_client():
+    responses.get(f"{SITE}/0/odata/", json=SERVICE_DOCUMENT)
+    responses.get(CONTACTS, json={"@odata.count": 4, "value": []})
+    client = auto_client()
+    assert client.count("Contact") == 4 and client.count("Contact") == 4
+    count = f"{CONTACTS}?%24count=true&%24top=0"
+    assert [c.request.url for c in data_calls()] == [f"{SITE}/0/odata/", count, count]
+    assert client.odata_path == "/0/odata"
+
+
+def test_auto_finds_the_net8_root_and_uses_it_for_reads_batches_and_metadata():
+    responses.get(f"{SITE}/0/odata/", status=404, body="<html>Not Found</html>", content_type="text/html")
+    responses.get(f"{SITE}/odata/", json=SERVICE_DOCUMENT)
+    responses.get(f"{SITE}/odata/Contact", json={"@odata.count": 1, "value": []})
+    responses.get(f"{SITE}/odata/$metadata", body=LOOKUPS_EDMX, content_type="application/xml")
+    responses.post(f"{SITE}/odata/$batch", json={"responses": [{"id": "1", "status": 204}]})
+    client = auto_client()
+    assert client.count("Contact") == 1 and "WSysAccount" in client.site_metadata()
+    (result,) = client.batch([BatchOp("DELETE", "Contact", guid(1))])
+    assert result.ok and client.odata_path == "/odata"
+    probes = [c for c in data_calls() if c.request.url.endswith("/odata/")]
+    assert len(probes) == 2  # /0/odata/ then /odata/, once
+
+
+def test_auto_with_a_login_redirect_on_the_wrong_root_tries_the_next():
+    responses.get(f"{SITE}/0/odata/", status=302, headers={"Location": "/Login/NuiLogin.aspx"})
+    responses.get(f"{SITE}/odata/", json=SERVICE_DOCUMENT)
+    assert auto_client().odata_path == "/odata"
+
+
+def test_auto_without_any_odata_service_says_what_to_set():
+    responses.get(f"{SITE}/0/odata/", status=404, json={"Message": "No HTTP resource"})
+    responses.get(f"{SITE}/odata/", status=200, body="<html>a page</html>", content_type="text/html")
+    with pytest.raises(errors.BadResponse) as raised:
+        auto_client().count("Contact")
+    text = str(raised.value)
+    assert "no OData 4 service found at https://creatio.test" in text and 'odata_path = "/0/odata"' in text
+    assert "/0/odata: 404" in text
+
+
+def test_auto_does_not_log_in_twice_when_the_credentials_are_wrong():
+    responses.post(LOGIN, json={"Code": 1, "Message": "Invalid login"})
+    settings = CreatioSettings(url=SITE, username="svc", password="pw-SECRET-1")
+    client = CreatioClient(settings, retry=RetryPolicy(max_attempts=1), sleep=lambda s: None)
+    with pytest.raises(errors.AuthError):
+        client.count("Contact")
+    assert len([c for c in responses.calls if c.request.url == LOGIN]) == 1
+
+
+def test_an_explicit_odata_path_is_used_without_looking():
+    responses.get(f"{SITE}/odata/Contact", json={"@odata.count": 2, "value": []})
+    assert auto_client(odata_path="/odata").count("Contact") == 2
+    assert len(data_calls()) == 1
 
 
 # --- typed rows and records ---------------------------------------------------------------------

@@ -109,7 +109,7 @@ def mocked():
 
 
 def creatio_client(**kw):
-    settings = CreatioSettings(url=SITE, username="svc", password=LONG, **kw)
+    settings = CreatioSettings(url=SITE, username="svc", password=LONG, odata_path="/0/odata", **kw)
     return CreatioClient(settings, retry=RetryPolicy(max_attempts=1), sleep=lambda s: None)
 
 
@@ -169,6 +169,7 @@ def test_an_oauth_token_stays_a_secret_after_it_is_renewed(mocked):
             identity_url=identity,
             client_id="cid",
             client_secret="client-secret-value",
+            odata_path="/0/odata",
         ),
         retry=RetryPolicy(max_attempts=1),
         sleep=lambda s: None,

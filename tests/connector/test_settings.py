@@ -17,7 +17,7 @@ API = "https://webitel.test/api"
 
 
 def webitel(**kw):
-    return WebitelSettings(url=API, token="tok-SECRET-1234", **kw)
+    return WebitelSettings(**({"url": API, "token": "tok-SECRET-1234"} | kw))
 
 
 def test_limits_have_generous_defaults_and_bounds():
@@ -76,9 +76,73 @@ def test_verify_is_sent_with_every_request_so_the_environment_cannot_override_it
     WebitelClient(webitel(verify_tls=False), retry=RetryPolicy(max_attempts=1)).userinfo()
     WebitelClient(webitel(ca_file=str(bundle)), retry=RetryPolicy(max_attempts=1)).userinfo()
     creatio = CreatioClient(CreatioSettings(url="https://c.test", auth="oauth", identity_url="https://c.test",
-                                            client_id="c", client_secret="s", verify_tls=False),
+                                            client_id="c", client_secret="s", verify_tls=False,
+                                            odata_path="/0/odata"),
                             retry=RetryPolicy(max_attempts=1))
     responses.post("https://c.test/connect/token", json={"access_token": "t" * 20})
     creatio.count("Contact")
     verifies = [call.request.req_kwargs["verify"] for call in responses.calls]
     assert verifies == [False, str(bundle), False, False]
+
+
+# --- addresses as people write them ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("written", [
+    "https://webitel.example.com", "https://webitel.example.com/", "https://webitel.example.com/api",
+    "https://webitel.example.com/api/", " https://webitel.example.com/API ",
+])
+def test_the_webitel_address_is_the_server_with_or_without_api(written):
+    url = WebitelSettings(url=written, token="tok-SECRET-1234").url
+    assert url.lower() == "https://webitel.example.com/api"
+
+
+def test_a_webitel_server_under_a_folder_keeps_it_and_the_client_talks_to_api():
+    assert webitel(url="https://host.test/webitel/").url == "https://host.test/webitel/api"
+    with pytest.raises(ValidationError, match="without"):
+        webitel(url="https://host.test/?tab=users")
+
+
+@responses.activate
+def test_the_client_talks_to_server_api_whatever_the_form():
+    for written in ("https://webitel.test", "https://webitel.test/api/"):
+        responses.get(f"{API}/userinfo", json={"username": "admin"})
+        assert WebitelClient(webitel(url=written)).userinfo() == {"username": "admin"}
+    assert [c.request.url for c in responses.calls] == [f"{API}/userinfo"] * 2
+
+
+@pytest.mark.parametrize("written, root", [
+    ("https://site.creatio.com", "https://site.creatio.com"),
+    ("https://site.creatio.com/", "https://site.creatio.com"),
+    ("https://site.creatio.com/0/Nui/ViewModule.aspx#SectionModuleV2/ContactSectionV2",
+     "https://site.creatio.com"),
+    ("https://site.creatio.com/0/Shell/#Section/Contact_ListPage", "https://site.creatio.com"),
+    ("https://site.creatio.com/Shell/#Card/Contact_FormPage/edit/1", "https://site.creatio.com"),
+    ("https://site.creatio.com/0/odata/", "https://site.creatio.com"),
+    ("https://host.test/crm/0/Shell/?x=1", "https://host.test/crm"),
+    ("https://host.test/crm/", "https://host.test/crm"),
+])
+def test_the_creatio_address_is_cut_to_the_site_root(written, root):
+    assert CreatioSettings(url=written, username="u", password="p").url == root
+
+
+def test_a_pasted_page_address_is_named_in_one_warning(caplog):
+    from connector import settings as module
+
+    page = "https://paste.creatio.test/0/Nui/ViewModule.aspx#CardModuleV2/ContactPageV2/edit/7"
+    module._WARNED.discard(page)
+    with caplog.at_level("WARNING", logger="connector.settings"):
+        for _ in range(3):
+            CreatioSettings(url=page, username="u", password="p")
+        CreatioSettings(url="https://paste.creatio.test", username="u", password="p")
+    (record,) = caplog.records
+    assert "using the site root https://paste.creatio.test" in record.getMessage()
+    assert "/0/Nui/ViewModule.aspx#CardModuleV2/ContactPageV2/edit/7" in record.getMessage()
+
+
+def test_odata_path_is_auto_by_default_and_an_explicit_one_stays():
+    assert CreatioSettings(url="https://c.test", username="u", password="p").odata_path == "auto"
+    assert CreatioSettings(url="https://c.test", username="u", password="p",
+                           odata_path="/odata/").odata_path == "/odata"
+    with pytest.raises(ValidationError, match='"auto" or a path'):
+        CreatioSettings(url="https://c.test", username="u", password="p", odata_path="odata")

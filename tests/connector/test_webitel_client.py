@@ -237,13 +237,42 @@ def test_no_retry_on_400():
 
 @responses.activate
 def test_set_user_licenses_patches_complete_list():
+    # The vendor's recorded traffic: PATCH and PUT answer a partial user, without the licences.
+    partial = {"id": "9", "name": "Zoe", "username": "z", "updated_at": "1752300000000",
+               "updated_by": {"id": "1", "name": "admin"}}
     responses.patch(
         f"{API}/users/9",
-        json={"id": "9", "username": "z", "license": [{"id": "a"}, {"id": "b"}]},
+        json=partial,
         match=[matchers.json_params_matcher({"license": [{"id": "a"}, {"id": "b"}]})],
     )
-    user = client().set_user_licenses(9, ["b", "a", "a"])
-    assert user.serials == {"a", "b"}
+    # Nothing is read from the answer: its missing licences are no "the user holds none".
+    assert client().set_user_licenses(9, ["b", "a", "a"]) is None
+    assert client().patch_user(9, {"license": [{"id": "a"}, {"id": "b"}]}) is None
+
+
+@responses.activate
+def test_a_user_with_odd_values_in_fields_the_sync_never_reads_is_still_read():
+    # The list shape of the vendor's recorded traffic (device, presence, contact on every item), a
+    # user object's devices, roles and audit refs, licence entries without name and scope; and a
+    # time in another format in a field the sync never reads.
+    odd = {"id": "5", "username": "eve", "name": "Eve", "extension": "1005",
+           "device": {"id": "71", "name": "eve-phone"}, "presence": {"status": "sip"},
+           "contact": {"id": "900", "name": "Eve"}, "devices": [{"id": "71", "name": "eve-phone"}],
+           "roles": [{"id": "3", "name": "agent"}], "created_by": {"id": "1", "name": "admin"},
+           "updated_by": {"id": "1"}, "updated_at": "2026-07-12T10:00:00Z", "deleted_at": {"x": 1},
+           "license": [{"id": "lic-1", "prod": "CALL_CENTER", "issued_at": "soon", "expires_at": "9" * 30},
+                       {"id": "lic-2", "prod": 7, "name": ["?"]}]}
+    responses.get(f"{API}/users", json=page([odd, {"id": "6", "username": "fay", "created_at": "x"}], False))
+    users = list(client().iter_users())
+    assert all(isinstance(u, WebitelUser) for u in users)
+    eve = users[0]
+    assert (eve.id, eve.username, eve.extension, eve.serials) == (5, "eve", "1005", {"lic-1", "lic-2"})
+    assert eve.updated_at is None and eve.deleted_at is None
+    assert eve.licenses[0].expires_at is None and eve.licenses[1].product == "7"
+    # A field the sync does read still makes the user unreadable (and reported), never guessed.
+    responses.replace(responses.GET, f"{API}/users", json=page([{"id": "7", "extension": {"no": 1}}], False))
+    (bad,) = client().iter_users()
+    assert isinstance(bad, errors.RecordError) and bad.field == "extension"
 
 
 @responses.activate
@@ -366,6 +395,18 @@ def test_password_settings_and_generate():
     c = client()
     assert c.password_settings() == {"password_min_length": 12}
     assert c.generate_password() == "Gen-Erated-1"
+
+
+@responses.activate
+def test_generate_password_sends_the_username_the_policy_needs():
+    # webitel-openapi.json apiGeneratePasswordRequest.username: "required to enforce
+    # password_contains_login policy".
+    responses.post(
+        f"{API}/users/password/generate",
+        json={"password": "Gen-Erated-2"},
+        match=[matchers.json_params_matcher({"username": "ann.lee"})],
+    )
+    assert client().generate_password("ann.lee") == "Gen-Erated-2"
 
 
 @responses.activate

@@ -41,7 +41,7 @@ def webitel(server, *, attempts=1, **kw):
 
 
 def creatio(server, *, attempts=1, **kw):
-    values = {"username": "svc", "password": "pw-SECRET-0123"} | kw
+    values = {"username": "svc", "password": "pw-SECRET-0123", "odata_path": "/0/odata"} | kw
     settings = CreatioSettings(url=server.url, page_size=3, **values)
     return CreatioClient(settings, retry=RetryPolicy(max_attempts=attempts), sleep=lambda s: None)
 

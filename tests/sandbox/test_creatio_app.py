@@ -230,6 +230,43 @@ def test_service_document(client: DirectClient) -> None:
 
 
 @pytest.mark.parametrize("profile", MODEL_NAMES)
+def test_metadata_names_lookup_targets_and_required_columns(profile: str) -> None:
+    """Lookups as OData 4 navigation properties with a referential constraint; required columns
+    not nullable (what ``check --discover`` reads)."""
+    from sandbox.creatio.schema import get_model
+
+    client = DirectClient(CreatioApp(SeedData(domain="d"), creatio_model=profile))
+    client.login()
+    root = ET.fromstring(client.get("/0/odata/$metadata").body)
+    edm = "{http://docs.oasis-open.org/odata/ns/edm}"
+    model = get_model(profile)
+    for entity_type in root.iter(f"{edm}EntityType"):
+        entity = model.entities[entity_type.get("Name")]
+        navigation = {
+            nav.find(f"{edm}ReferentialConstraint").get("Property"): nav.get("Type").rsplit(".", 1)[-1]
+            for nav in entity_type.findall(f"{edm}NavigationProperty")
+        }
+        assert navigation == {c: t for c, t in entity.lookups.items() if t in model.entities}
+        required = {p.get("Name") for p in entity_type.findall(f"{edm}Property")
+                    if p.get("Nullable") == "false"}
+        assert entity.required | {"Id"} <= required
+    if profile == "wsysaccount":
+        (account,) = [e for e in root.iter(f"{edm}EntityType") if e.get("Name") == "WSysAccount"]
+        names = {nav.get("Name"): nav.get("Type") for nav in account.findall(f"{edm}NavigationProperty")}
+        assert names == {"Contact": "Terrasoft.Configuration.Contact",
+                         "Role": "Terrasoft.Configuration.WSysAccountRole"}
+
+
+def test_the_service_document_at_either_odata_root() -> None:
+    for root in ("/0/odata", "/odata"):
+        client = DirectClient(CreatioApp(SeedData(domain="d"), odata_path=root))
+        client.login()
+        assert body(client.get(f"{root}/"))["value"][0]["name"] == "Contact"
+        other = "/odata" if root == "/0/odata" else "/0/odata"
+        assert client.get(f"{other}/").status == 404
+
+
+@pytest.mark.parametrize("profile", MODEL_NAMES)
 def test_metadata_lists_profile_entities_and_columns(profile: str) -> None:
     client = DirectClient(CreatioApp(SeedData(domain="d"), creatio_model=profile))
     client.login()

@@ -65,8 +65,9 @@ def test_config_forms(fake_apps, data):
         assert sb.creatio_url == sb.creatio.url and not sb.creatio_url.endswith("/")
         assert sb.webitel.port != sb.creatio.port
     creds = Credentials()
+    # The plain server addresses an administrator writes: no /api, no OData path, no profile.
     assert config == {
-        "webitel": {"url": sb.webitel_url, "token": creds.webitel_token, "verify_tls": True},
+        "webitel": {"url": sb.webitel.url, "token": creds.webitel_token, "verify_tls": True},
         "creatio": {"url": sb.creatio_url, "auth": "forms", "username": creds.creatio_username,
                     "password": creds.creatio_password},
         "sync": {"account_name": data.domain},

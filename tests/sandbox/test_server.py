@@ -250,3 +250,31 @@ def test_tamper_replaces_answers_and_faults_come_first(server):
     assert requests.get(server.url + "/odd").status_code in (500, 502, 503)
     assert seen == [("/odd", 200), ("/ping", 200)]
     assert server.stats.requests[("GET", "/odd", 200)] == 1
+
+
+class ShapedApp(EchoApp):
+    """An app that answers faults in its own error shape (as the Webitel app does)."""
+
+    def fault_response(self, status, headers=None):
+        return Response.json(status, {"id": f"app.fault.{status}", "code": status}, headers)
+
+
+def test_faults_take_the_apps_own_error_shape_when_it_has_one():
+    with SandboxServer(ShapedApp(), faults=Faults(error_rate=1.0)) as shaped:
+        answer = requests.get(shaped.url + "/ping")
+        assert answer.json() == {"id": f"app.fault.{answer.status_code}", "code": answer.status_code}
+        shaped.faults = Faults(rate_429=1.0, retry_after_s=1)
+        throttled = requests.get(shaped.url + "/ping")
+        assert throttled.json()["id"] == "app.fault.429" and throttled.headers["Retry-After"] == "1"
+
+
+def test_webitel_faults_answer_id_code_detail_status_over_http():
+    from sandbox.harness import start_sandbox
+
+    with start_sandbox(5, seed=1, now_ms=1_750_000_000_000,
+                       faults_webitel=Faults(error_rate=1.0, exclude_paths=("/api/login",))) as box:
+        answer = requests.get(box.webitel_url + "/users",
+                              headers={"X-Webitel-Access": box.data.credentials.webitel_token})
+        body = answer.json()
+        assert answer.status_code in (500, 502, 503)
+        assert set(body) == {"id", "code", "detail", "status"} and body["code"] == answer.status_code

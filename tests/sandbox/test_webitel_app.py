@@ -216,13 +216,14 @@ def big_app(clock):
     return WebitelApp(SeedData(domain="d", webitel_users=users, licenses=lics), now_ms=clock)
 
 
+# Inferred: the users' default page holds 16, as in the vendor's recorded traffic.
 @pytest.mark.parametrize("query, count, first, has_next", [
-    ({}, 40, "1", True),
+    ({}, 16, "1", True),
     ({"size": 1000}, 1000, "1", True),
     ({"size": 1000, "page": 2}, 205, "1001", False),
-    ({"size": 1001}, 40, "1", True),  # over the engine maximum: falls back to the default
-    ({"size": 0}, 40, "1", True),
-    ({"size": -3}, 40, "1", True),
+    ({"size": 1001}, 16, "1", True),  # over the engine maximum: falls back to the default
+    ({"size": 0}, 16, "1", True),
+    ({"size": -3}, 16, "1", True),
     ({"size": 5, "page": 3}, 5, "11", True),
     ({"size": 5, "page": 0}, 5, "1", True),
 ])
@@ -234,13 +235,20 @@ def test_user_paging(big_app, query, count, first, has_next):
 
 
 def test_last_page_omits_next_and_empty_page_omits_items(app):
-    """Inferred: protobuf JSON omits next=false and items=[] (reference §1.5)."""
+    """Inferred: protobuf JSON omits next=false and items=[] (reference §1.5). The default items
+    carry device, presence and contact when set, as in the vendor's recorded traffic."""
     assert call(app, "GET", "/api/users", {"size": 5}) == (200, {"page": 1, "items": [
-        {"id": "1", "name": "Ann Lee", "username": "ann", "extension": "1001"},
-        {"id": "2", "name": "Bob Stone", "username": "bob", "extension": "1002"},
-        {"id": "3", "name": "Carol King", "username": "carol"},
-        {"id": "5", "name": "Eve X", "username": "eve_x", "extension": "1005"},
-        {"id": "6", "name": "Eve Q", "username": "eveqx", "extension": "2006"},
+        {"id": "1", "name": "Ann Lee", "username": "ann", "extension": "1001",
+         "device": {"id": "100001", "name": "1001"}},
+        {"id": "2", "name": "Bob Stone", "username": "bob", "extension": "1002",
+         "presence": {"status": "sip"}, "device": {"id": "100002", "name": "1002"}},
+        {"id": "3", "name": "Carol King", "username": "carol",
+         "contact": {"id": "200003", "name": "Carol King"}},
+        {"id": "5", "name": "Eve X", "username": "eve_x", "extension": "1005",
+         "device": {"id": "100005", "name": "1005"}},
+        {"id": "6", "name": "Eve Q", "username": "eveqx", "extension": "2006",
+         "presence": {"status": "sip"}, "device": {"id": "100006", "name": "2006"},
+         "contact": {"id": "200006", "name": "Eve Q"}},
     ]})
     assert call(app, "GET", "/api/users", {"size": 4})[1]["next"] is True
     assert call(app, "GET", "/api/users", {"page": 9}) == (200, {"page": 9})
@@ -272,12 +280,13 @@ def test_fifty_thousand_users_stay_fast(clock):
 # ----- fields -----
 
 def test_requested_fields_only_and_licence_entries(app):
+    # A user's licence entries carry no name and no scope (the vendor's recorded traffic).
     status, body = call(app, "GET", "/api/users", {"fields": ["email", "license"], "id": "1"})
     assert (status, body["items"]) == (200, [{"email": "ann@corp.com", "license": [
-        {"id": "lic-cc", "prod": "CALL_CENTER", "name": "Call centre", "issued_at": str(CC["not_before"]),
-         "expires_at": str(CC["not_after"]), "scope": ["cc_agent", "users"]},
+        {"id": "lic-cc", "prod": "CALL_CENTER", "issued_at": str(CC["not_before"]),
+         "expires_at": str(CC["not_after"])},
         {"id": "lic-expired", "prod": "CHAT", "issued_at": str(EXPIRED["not_before"]),
-         "expires_at": str(EXPIRED["not_after"]), "scope": ["chats"]},
+         "expires_at": str(EXPIRED["not_after"])},
     ]}])
     assert call(app, "GET", "/api/users", {"fields": "id,updated_at", "id": "3"})[1]["items"] == [
         {"id": "3", "updated_at": str(NOW)}]
@@ -291,11 +300,15 @@ def test_password_is_never_returned(app):
 
 
 def test_get_user_is_the_bare_object_with_all_fields(app):
+    admin = {"id": "1", "name": "admin"}
     assert call(app, "GET", "/api/users/2") == (200, {
         "id": "2", "name": "Bob Stone", "username": "bob", "email": "Bob@Corp.com", "extension": "1002",
+        "presence": {"status": "sip"},
         "license": [{"id": "lic-full", "prod": "WFM", "issued_at": str(FULL["not_before"]),
                      "expires_at": str(FULL["not_after"])}],
-        "created_at": str(NOW), "updated_at": str(NOW)})
+        "roles": [{"id": "2", "name": "user"}], "device": {"id": "100002", "name": "1002"},
+        "devices": [{"id": "100002", "name": "1002"}],
+        "created_at": str(NOW), "created_by": admin, "updated_at": str(NOW), "updated_by": admin})
     assert call(app, "GET", "/api/user", {"id": "2"})[1]["username"] == "bob"
 
 
@@ -354,13 +367,16 @@ NEW = {"username": "frank", "password": "Pw-123456", "name": "Frank Ho", "email"
 def test_create_user(app, clock):
     clock.now += 5
     status, body = call(app, "POST", "/api/users", body=NEW)
+    # The answer of the QA create call (reference §2.3): id, name, username, email, extension.
     assert (status, body) == (200, {
+        "id": "7", "name": "Frank Ho", "username": "frank", "email": "frank@corp.com", "extension": "1010"})
+    assert call(app, "GET", "/api/users/7")[1] == {
         "id": "7", "name": "Frank Ho", "username": "frank", "email": "frank@corp.com", "extension": "1010",
-        "license": [{"id": "lic-cc", "prod": "CALL_CENTER", "name": "Call centre",
-                     "issued_at": str(CC["not_before"]), "expires_at": str(CC["not_after"]),
-                     "scope": ["cc_agent", "users"]}],
+        "license": [{"id": "lic-cc", "prod": "CALL_CENTER",
+                     "issued_at": str(CC["not_before"]), "expires_at": str(CC["not_after"])}],
         "roles": [{"id": "5", "name": "agent"}], "profile": {"team": "a"}, "chat_name": "Frank",
-        "created_at": str(NOW + 5), "updated_at": str(NOW + 5)})
+        "created_at": str(NOW + 5), "created_by": {"id": "1", "name": "admin"},
+        "updated_at": str(NOW + 5), "updated_by": {"id": "1", "name": "admin"}}
     assert app.stats.writes == 1
     assert app.user(7)["password"] == "Pw-123456"
     assert call(app, "POST", "/api/users", body={"username": "gil", "password": "x"})[1]["id"] == "8"
@@ -377,8 +393,7 @@ def test_create_without_password_is_400_unless_allowed(app, clock):
     status, body = call(app, "POST", "/api/users", body={"username": "gil"})
     assert (status, body["id"]) == (400, "app.user.password.required")
     lax = WebitelApp(SeedData(domain="d"), now_ms=clock, require_password=False)
-    assert call(lax, "POST", "/api/users", body={"username": "gil"})[1] == {
-        "id": "1", "username": "gil", "created_at": str(NOW), "updated_at": str(NOW)}
+    assert call(lax, "POST", "/api/users", body={"username": "gil"})[1] == {"id": "1", "username": "gil"}
 
 
 @pytest.mark.parametrize("body", [{"password": "x"}, {"username": "  ", "password": "x"}])
@@ -445,28 +460,31 @@ def test_licence_entry_without_serial_is_400(app):
 
 # ----- update -----
 
-def test_patch_changes_only_given_keys(app, clock):
+def test_patch_changes_only_given_keys_and_answers_a_partial_user(app, clock):
     clock.now += 60_000
     status, body = call(app, "PATCH", "/api/users/1", body={"name": "Ann Lee-Smith"})
-    assert status == 200
-    assert (body["name"], body["email"], body["extension"], body["updated_at"], body["created_at"]) == (
-        "Ann Lee-Smith", "ann@corp.com", "1001", str(NOW + 60_000), str(NOW))
-    assert [x["id"] for x in body["license"]] == ["lic-cc", "lic-expired"]
+    # Inferred from the vendor's recorded traffic: the answer holds no extension, no licences.
+    assert (status, body) == (200, {"id": "1", "name": "Ann Lee-Smith", "username": "ann",
+                                    "updated_at": str(NOW + 60_000),
+                                    "updated_by": {"id": "1", "name": "admin"}})
+    user = call(app, "GET", "/api/users/1")[1]
+    assert (user["email"], user["extension"], user["created_at"]) == ("ann@corp.com", "1001", str(NOW))
+    assert [x["id"] for x in user["license"]] == ["lic-cc", "lic-expired"]
     assert app.stats.writes == 1
 
 
 def test_patch_licence_list_is_the_complete_new_set(app):
-    body = call(app, "PATCH", "/api/users/1", body={"license": [{"id": "lic-cc"}]})[1]
-    assert [x["id"] for x in body["license"]] == ["lic-cc"]
-    assert call(app, "PATCH", "/api/users/1", body={"license": []})[1].get("license") is None
+    assert call(app, "PATCH", "/api/users/1", body={"license": [{"id": "lic-cc"}]})[0] == 200
+    assert app.user(1)["license"] == ["lic-cc"]
+    assert call(app, "PATCH", "/api/users/1", body={"license": []})[0] == 200
     assert app.user(1)["license"] == []
 
 
 def test_held_serials_are_not_rechecked(app):
     """Inferred: a user keeps an expired grant; only newly added serials are checked."""
     body = {"license": [{"id": "lic-expired"}, {"id": "lic-cc"}, {"id": "lic-conc"}]}
-    status, user = call(app, "PATCH", "/api/users/1", body=body)
-    assert (status, [x["id"] for x in user["license"]]) == (200, ["lic-expired", "lic-cc", "lic-conc"])
+    assert call(app, "PATCH", "/api/users/1", body=body)[0] == 200
+    assert app.user(1)["license"] == ["lic-expired", "lic-cc", "lic-conc"]
     call(app, "PATCH", "/api/users/1", body={"license": [{"id": "lic-cc"}]})
     assert call(app, "PATCH", "/api/users/1", body={"license": [{"id": "lic-expired"}]})[0] == 400
 
@@ -492,13 +510,18 @@ def test_patch_blank_username_is_400(app):
     assert call(app, "PATCH", "/api/users/1", body={"username": ""})[0] == 400
 
 
-def test_put_clears_omitted_editable_fields(app):
-    """Decision (reference open question 5): PUT replaces; omitted fields (and grants) are cleared."""
-    status, body = call(app, "PUT", "/api/users/1", body={"username": "ann", "name": "Ann"})
-    assert (status, body) == (200, {"id": "1", "name": "Ann", "username": "ann",
-                                    "created_at": str(NOW), "updated_at": str(NOW)})
-    assert app.user(1)["password"] == ""  # seeds carry no password; PUT without one keeps it
-    assert call(app, "PUT", "/api/users/1", body={"name": "Ann"})[0] == 400
+def test_put_keeps_the_fields_it_was_not_sent(app):
+    """Inferred (reference open question 5, the vendor's recorded traffic): PUT changes only what
+    it is sent, like PATCH, and answers a partial user."""
+    status, body = call(app, "PUT", "/api/users/1", body={"username": "ann", "password": "Pw-New-1234"})
+    assert (status, body) == (200, {"id": "1", "name": "Ann Lee", "username": "ann", "updated_at": str(NOW),
+                                    "updated_by": {"id": "1", "name": "admin"}})
+    user = app.user(1)
+    assert (user["extension"], user["email"], user["license"]) == (
+        "1001", "ann@corp.com", ["lic-cc", "lic-expired"])
+    assert user["password"] == "Pw-New-1234"
+    assert call(app, "PUT", "/api/users/1", body={"name": "Ann"})[0] == 200
+    assert app.user(1)["username"] == "ann" and app.user(1)["extension"] == "1001"
     assert call(app, "PUT", "/api/users/1", body={"username": "bob"})[0] == 409
 
 
@@ -507,8 +530,12 @@ def test_put_clears_omitted_editable_fields(app):
 def test_soft_delete_hides_but_blocks(app, clock):
     clock.now += 1000
     status, body = call(app, "DELETE", "/api/users/3")
+    admin = {"id": "1", "name": "admin"}
     assert (status, body) == (200, {"deleted": [{"id": "3", "name": "Carol King", "username": "carol",
-                                                 "created_at": str(NOW), "updated_at": str(NOW),
+                                                 "roles": [{"id": "2", "name": "user"}],
+                                                 "contact": {"id": "200003", "name": "Carol King"},
+                                                 "created_at": str(NOW), "created_by": admin,
+                                                 "updated_at": str(NOW), "updated_by": admin,
                                                  "deleted_at": str(NOW + 1000)}]})
     assert "3" not in ids_of(call(app, "GET", "/api/users")[1])
     assert ids_of(call(app, "GET", "/api/users", {"deleted": "true"})[1]) == ["3", "4"]
@@ -558,6 +585,7 @@ def test_password_settings_and_generate(app):
     first = call(app, "POST", "/api/users/password/generate", body={"username": "ann"})[1]["password"]
     second = call(app, "POST", "/api/users/password/generate", body={})[1]["password"]
     assert first != second and len(first) >= 8 and "ann" not in first.lower()
+    assert app.generated_for == ["ann", ""]  # who each password was asked for
     categories = [any(c.islower() for c in first), any(c.isupper() for c in first),
                   any(c.isdigit() for c in first), any(not c.isalnum() for c in first)]
     assert sum(categories) >= 3
@@ -687,7 +715,8 @@ def test_direct_helpers(app):
     assert app.user(1) == {
         "id": 1, "username": "ann", "name": "Ann Lee", "email": "ann@corp.com", "extension": "1001",
         "license": ["lic-cc", "lic-expired"], "deleted": False, "chat_name": "", "password": "",
-        "roles": [], "profile": {}, "created_at": NOW, "updated_at": NOW, "deleted_at": 0}
+        "roles": [{"id": 2, "name": "user"}], "profile": {}, "created_at": NOW, "updated_at": NOW,
+        "deleted_at": 0}
     assert app.user(99) is None
     assert app.user_by_username("DAVE")["deleted"] is True
     assert [u["id"] for u in app.all_users()] == [1, 2, 3, 5, 6]
@@ -737,3 +766,24 @@ def test_admin_listed_in_the_seed_can_be_renamed_in_case_only(clock):
     assert call(own, "PATCH", "/api/users/9", body={"username": "Admin"})[0] == 200
     assert call(own, "POST", "/api/users", body={"username": "ADMIN", "password": "x"})[0] == 409
     assert call(own, "GET", "/api/userinfo")[1]["user_id"] == "9"
+
+
+# ----- the shapes of the vendor's recorded traffic -----
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503])
+def test_injected_faults_answer_in_the_webitel_error_shape(app, status):
+    """Errors are {id, code, detail, status} everywhere in the vendor's traffic, 5xx included."""
+    response = app.fault_response(status, [("Retry-After", "1")])
+    body = json.loads(response.body)
+    assert set(body) == {"id", "code", "detail", "status"} and body["code"] == status
+    assert body["id"].startswith("app.") and response.status == status
+    assert ("Retry-After", "1") in response.headers
+
+
+def test_a_put_or_patch_never_wipes_what_it_was_not_sent(app):
+    for method in ("PUT", "PATCH"):
+        assert call(app, method, "/api/users/2", body={"name": f"Bob {method}"})[0] == 200
+        user = call(app, "GET", "/api/users/2")[1]
+        assert (user["extension"], user["email"], [x["id"] for x in user["license"]]) == (
+            "1002", "Bob@Corp.com", ["lic-full"])
+        assert user["device"] == {"id": "100002", "name": "1002"} and user["roles"]

@@ -29,21 +29,29 @@ def test_webitel_list_shape_ids_as_strings_and_default_fields(box):
     assert body["page"] == 1 and body["next"] is True and len(body["items"]) == 5  # §1.5 {page,next,items}
     item = body["items"][0]
     assert isinstance(item["id"], str) and item["id"].isdigit()                        # §1.5 int64 as string
-    assert set(item) <= {"id", "name", "username", "extension"}                         # §2.1 default output
+    default = {"id", "name", "username", "extension", "presence", "device", "contact"}
+    assert set(item) <= default                                                        # §2.1 default output
+    # The vendor's recorded traffic: device{id,name}, presence{status}, contact{id,name} on the items.
+    items = webitel(box, "GET", "/users").json()["items"]
+    assert len(items) == 16                                                           # its default page
+    assert {"device", "presence", "contact"} <= {key for i in items for key in i}
+    with_all = [i for i in items if {"device", "presence"} <= i.keys()][0]
+    assert set(with_all["device"]) == {"id", "name"} and set(with_all["presence"]) == {"status"}
     asked = webitel(box, "GET", "/users", params=[("fields", "id"), ("fields", "email"), ("size", 1)]).json()
     assert set(asked["items"][0]) <= {"id", "email"}                                    # §1.5 fields=
 
 
-def test_webitel_page_size_over_1000_falls_back_to_40(box):
+def test_webitel_page_size_over_1000_falls_back_to_the_default_16(box):
     body = webitel(box, "GET", "/users", params={"size": 5000}).json()
-    assert len(body["items"]) == 30  # 30 users < 40: all on the first page, no next
-    assert not body.get("next")
+    assert len(body["items"]) == 16 and body["next"] is True
 
 
 def test_webitel_bare_user_object_and_error_body(box):
-    first = webitel(box, "GET", "/users", params={"size": 1}).json()["items"][0]
+    first = next(i for i in webitel(box, "GET", "/users").json()["items"] if "device" in i)
     user = webitel(box, "GET", f"/users/{first['id']}").json()
     assert user["id"] == first["id"] and "user" not in user                            # §1.5 unwrapped
+    assert {"devices", "roles", "created_by", "updated_by"} <= user.keys()          # the vendor's traffic
+    assert all(set(entry) <= {"id", "prod", "issued_at", "expires_at"} for entry in user.get("license", []))
     missing = webitel(box, "GET", "/users/999999")
     assert missing.status_code == 404
     assert {"id", "code", "status", "detail"} <= missing.json().keys()                  # §4 error shape

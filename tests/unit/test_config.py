@@ -50,6 +50,7 @@ def test_example_config_parses_and_documents_every_section():
         "state",
         "serve",
         "provisioning",
+        "console",
     }
     assert config.creatio.objects.webitel_user.entity == "WebitelUser"
     assert config.webitel.page_size == 1000
@@ -58,7 +59,7 @@ def test_example_config_parses_and_documents_every_section():
 def test_defaults(tmp_path):
     config = load_config(write(tmp_path, GOOD))
     assert config.webitel.verify_tls is True and config.creatio.verify_tls is True
-    assert config.creatio.odata_path == "/0/odata" and config.creatio.batch_size == 100
+    assert config.creatio.odata_path == "auto" and config.creatio.batch_size == 100
     assert config.sync.on_missing == "deactivate" and config.licenses.first_run_winner == "webitel"
     assert config.state.url.startswith("sqlite:")
     assert config.account_name == "webitel.example.com"
