@@ -255,6 +255,16 @@ def build_parser() -> argparse.ArgumentParser:
         default="default",
         help="the sandbox Creatio's Webitel objects: default (WebitelUser...) or wsysaccount (WSysAccount)",
     )
+    demo.add_argument(
+        "--console",
+        nargs="?",
+        type=_count,
+        const=0,
+        default=None,
+        metavar="PORT",
+        help="then keep the sandbox running and serve the web console on 127.0.0.1:PORT "
+        "(default: a free port) until Ctrl-C",
+    )
 
     sandbox = command(
         "sandbox",
@@ -281,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--odata-path",
         choices=["/0/odata", "/odata"],
         default="/0/odata",
-        help="where the sandbox Creatio serves OData 4: /0/odata (.NET Framework, default) or /odata (.NET 8)",
+        help="where the sandbox Creatio serves OData 4: /0/odata (.NET Framework, default) or /odata "
+        "(.NET 8)",
     )
     return parser
 

@@ -14,7 +14,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from connector.errors import ConfigError
@@ -176,6 +184,16 @@ class CreatioConfig(CreatioSettings):
         return value
 
 
+class ConsoleSettings(_Section):
+    """``[console]``: the HTTP API and the web console on ``[serve] http_port``. Without a token they
+    answer on this machine only (``jobs.worker.console.access``)."""
+
+    # The API's bearer token and a console login; a secret (WCSYNC_CONSOLE__TOKEN).
+    token: SecretStr | None = None
+    # Another console login, for people; a secret (WCSYNC_CONSOLE__PASSWORD).
+    password: SecretStr | None = None
+
+
 class AppConfig(BaseSettings):
     """The whole configuration."""
 
@@ -195,6 +213,7 @@ class AppConfig(BaseSettings):
     schedule: ScheduleSettings = ScheduleSettings()
     state: StateSettings = StateSettings()
     serve: ServeSettings = ServeSettings()
+    console: ConsoleSettings = ConsoleSettings()
     provisioning: ProvisioningSettings = ProvisioningSettings()
 
     @classmethod
@@ -216,6 +235,8 @@ class AppConfig(BaseSettings):
             self.webitel.password,
             self.creatio.password,
             self.creatio.client_secret,
+            self.console.token,
+            self.console.password,
         ]
         return [v.get_secret_value() for v in values if v is not None]
 
@@ -261,8 +282,9 @@ def load_config(path: str | Path | None = None, *, data: dict | None = None) -> 
 class StateOnlyConfig(BaseSettings):
     """The ``[state]`` table alone: what read-only views (``history``) need; the rest is not checked."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore",
-                                      case_sensitive=False)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore", case_sensitive=False
+    )
 
     state: StateSettings = StateSettings()
 
@@ -288,7 +310,7 @@ def resolve_state_url(url: str, base: Path) -> str:
     prefix = "sqlite:///"
     if not url.startswith(prefix):
         return url
-    path, _, query = url[len(prefix):].partition("?")
+    path, _, query = url[len(prefix) :].partition("?")
     if not path or path == ":memory:" or Path(path).is_absolute():
         return url
     return prefix + str((base / path).resolve()) + (f"?{query}" if query else "")
@@ -324,8 +346,12 @@ def warn_if_readable(path: Path) -> None:
     except OSError:
         return
     if mode & 0o077:
-        log.warning("%s can be read by other users of this machine (mode %o); it may hold secrets: "
-                    "chmod 600 %s", path, mode & 0o777, path)
+        log.warning(
+            "%s can be read by other users of this machine (mode %o); it may hold secrets: chmod 600 %s",
+            path,
+            mode & 0o777,
+            path,
+        )
 
 
 def _secret_files() -> dict:

@@ -13,6 +13,7 @@ stop_timeout_s`` (or on a second signal) it exits 1 at once and the run is marke
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ import sys
 import threading
 import time
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Iterator
 
 from apscheduler.events import (EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, EVENT_SCHEDULER_STARTED,
                                 JobExecutionEvent, JobSubmissionEvent)
@@ -34,6 +35,8 @@ from jobs.config import AppConfig
 from jobs.logs import bind_run, register_secrets, scrub, unbind_run
 from jobs.worker.metrics import Metrics
 from jobs.sync.recording import utcnow
+from jobs.worker.console.access import Access
+from jobs.worker.console.ops import ConsoleOps
 from jobs.worker.http import StatusServer
 from jobs.worker.job import JobContext, run_job
 from jobs.worker.schedule import SYNC_JOBS, interval_s, job_id, make_triggers, schedule_timezone
@@ -163,10 +166,17 @@ class Worker:
         self._refresh_gauges()
 
     def _fire(self, name: str) -> str:
+        with self._activity():
+            return run_job(name, self.ctx)
+
+    @contextlib.contextmanager
+    def _activity(self) -> Iterator[None]:
+        """Held while a run goes on, the scheduler's or one started from the console: a stopping
+        worker waits for both alike."""
         with self._idle:
             self._active += 1
         try:
-            return run_job(name, self.ctx)
+            yield
         finally:
             with self._idle:
                 self._active -= 1
@@ -247,13 +257,20 @@ class Worker:
             log.warning("could not read the run history for the metrics: %s", exc)
 
     def _start_http(self) -> None:
+        access = Access.from_config(self.config)
+        register_secrets(access.secrets())
         port = self.config.serve.http_port
         if port is None:
+            if access.secrets():
+                log.warning("[console] is set but [serve] http_port is not: no API and no console")
             return
         host = self.config.serve.http_host
+        # The console's runs stop with the worker, and a stopping worker waits for them.
+        console = ConsoleOps(self.config, self.store, health=self._health_scrubbed, clock=self.ctx.clock,
+                             stop_requested=self.stop_event.is_set, activity=self._activity)
         try:
-            self.http = StatusServer(host, port, health=self._health_scrubbed,
-                                     metrics=self.metrics_payload).start()
+            self.http = StatusServer(host, port, health=self._health_scrubbed, metrics=self.metrics_payload,
+                                     console=console, access=access).start()
         except OSError as exc:
             raise ConfigError(f"serve.http_port: cannot listen on {host}:{port}: "
                               f"{exc.strerror or exc}") from None
@@ -268,7 +285,7 @@ class Worker:
             # Before the scheduler starts, only a run_at_start job has its next run time set.
             nxt = self.next_attempt(name) or self.triggers[name].get_next_fire_time(None, now)
             plans.append(f"{name} {when} (next {nxt:%Y-%m-%d %H:%M:%S %Z})" if nxt else f"{name} {when}")
-        where = f"; /healthz and /metrics at {self.http.url}" if self.http else ""
+        where = f"; /healthz, /metrics, the API and the console at {self.http.url}" if self.http else ""
         log.info("serving %s (pid %d): %s%s", self.store.url, os.getpid(), "; ".join(plans), where,
                  extra={"fields": {"started_at": now.isoformat(timespec="seconds"),
                                    "http": self.http.url if self.http else None}})

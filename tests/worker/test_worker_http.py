@@ -22,11 +22,12 @@ def server():
 
 
 def ask(server: StatusServer, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    # Header names in any case (HTTP's rule): uvicorn sends them in lower case, as ASGI has them.
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
         connection.request(method, path)
         response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
+        return response.status, {k.title(): v for k, v in response.getheaders()}, response.read()
     finally:
         connection.close()
 
