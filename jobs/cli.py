@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         help="run one job only (default all: users, then licences)",
     )
+    run.add_argument("--full", action="store_true",
+                     help="read everything (and catch deletions) even when an incremental cycle is due")
     run.add_argument("--user", metavar="USER",
                      help="sync one Webitel user (username or id) now, both directions, with a trace")
     run.add_argument(
@@ -275,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--users", type=_count, default=300, help="Webitel users to generate (default 300)")
     sandbox.add_argument("--seed", type=int, default=7, help="seed of the generated data (default 7)")
     sandbox.add_argument("--config-out", metavar="PATH", help="write a config pointing at the sandbox here")
+    sandbox.add_argument("--latency-ms", type=_count, default=0, help="delay each answer by N ms (default 0)")
     sandbox.add_argument(
         "--webitel-port", type=int, default=0, help="port of the Webitel server (default: free)"
     )

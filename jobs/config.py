@@ -36,6 +36,19 @@ ENV_PREFIX = "WCSYNC_"
 DEFAULT_CONFIG = "config.toml"
 
 
+def duration_s(text: str) -> float:
+    """``"24h"``, ``"90m"``, ``"30s"``, ``"7d"`` in seconds.
+
+    Raises:
+        ValueError: not a number followed by s, m, h or d.
+    """
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value = text.strip().lower()
+    if len(value) < 2 or value[-1] not in units or not value[:-1].replace(".", "", 1).isdigit():
+        raise ValueError(f"expected a duration like 24h, 90m or 7d, not {text!r}")
+    return float(value[:-1]) * units[value[-1]]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
@@ -48,6 +61,19 @@ class SyncSettings(_Section):
     max_deactivations: int = Field(50, ge=0)
     max_deactivation_share: float = Field(0.10, ge=0, le=1)
     sync_extension_communication: bool = True
+    # Cycles between full reads read only what changed since the last one (Webitel users newest
+    # first, Creatio records by ModifiedOn); a full read (which also catches deletions and does
+    # Creatio -> Webitel provisioning) every this long: "24h", "90m", "7d". Decision: "0s" (every
+    # cycle reads everything) until incremental cycles also provision, see the README.
+    full_every: str = "0s"
+    # Watermarks are taken back this far on each incremental read, for clocks that disagree.
+    watermark_margin_s: float = Field(120, ge=0)
+
+    @field_validator("full_every")
+    @classmethod
+    def _full_every(cls, value: str) -> str:
+        duration_s(value)
+        return value
 
 
 class LicenseSettings(_Section):

@@ -68,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with stop_on_signals() as stopping:
         try:
             reports = run_once(config, dry_run=args.dry_run, jobs=jobs, stop_requested=stopping.requested,
-                               approve=approve, user=args.user)
+                               approve=approve, user=args.user, full=args.full)
         except SyncError as exc:
             if args.json:  # one JSON object, whatever happened
                 failed = {

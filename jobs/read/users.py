@@ -34,7 +34,7 @@ from jobs.read.snapshots import Issue, UsersSnapshot
 log = logging.getLogger(__name__)
 _ID = re.compile(r"\(id (\d+)\)")
 # Only what the users job reads (grants are the licences job's): less to send, parse and hold.
-IMPORT_FIELDS = ("id", "username", "name", "email", "extension")
+IMPORT_FIELDS = ("id", "username", "name", "email", "extension", "updated_at")
 CONFIRM_CHUNK = 100  # user ids per confirming read: well inside a URL's length
 
 

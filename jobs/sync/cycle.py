@@ -105,6 +105,7 @@ def run_once(
     approve: Mapping[str, int] | None = None,
     user: str | None = None,
     run_id: str | None = None,
+    full: bool = False,
 ) -> list[RunReport]:
     """Run the given jobs once, in order. A dry run takes no lock (it writes nothing to the systems).
 
@@ -116,6 +117,7 @@ def run_once(
         user: sync only this Webitel user (a username or an id), both directions, on demand
             (``jobs.sync.one_user``); ``jobs`` is then not used.
         run_id: the id of the first job's run (an API answers with it before the run starts).
+        full: read everything even when an incremental cycle is due (``run --full``).
 
     Raises:
         LockBusy: a run that writes found another run in progress.
@@ -133,15 +135,35 @@ def run_once(
                                   stop_requested=stop_requested)]
         if dry_run:
             for job in jobs:
-                report = JOBS[job](config, webitel=webitel, creatio=creatio, store=store, dry_run=True,
-                                   progress=shown, run_id=run_id if not reports else None)
+                report = JOBS[job](
+                    config,
+                    webitel=webitel,
+                    creatio=creatio,
+                    store=store,
+                    dry_run=True,
+                    full=full,
+                    progress=shown,
+                    run_id=run_id if not reports else None,
+                )
                 reports.append(_note_dependency(reports, report))
             return reports
         with held_run_lock(store, config, job="run") as keeper:
             for job in jobs:
                 if stop_requested():
                     break
-                reports.append(JOBS[job](config, webitel=webitel, creatio=creatio, store=store, dry_run=False,
-                                         progress=shown, heartbeat=keeper.held, stop_requested=stop_requested,
-                                         approve=approve, run_id=run_id if not reports else None))
+                reports.append(
+                    JOBS[job](
+                        config,
+                        webitel=webitel,
+                        creatio=creatio,
+                        store=store,
+                        dry_run=False,
+                        full=full,
+                        progress=shown,
+                        heartbeat=keeper.held,
+                        stop_requested=stop_requested,
+                        approve=approve,
+                        run_id=run_id if not reports else None,
+                    )
+                )
     return reports

@@ -32,10 +32,12 @@ def run_licenses(config: AppConfig, *, webitel, creatio, store, dry_run: bool = 
                  clock: Callable[[], datetime] = utcnow, progress=None,
                  stop_requested: Callable[[], bool] = lambda: False,
                  heartbeat: Callable[[], bool] = lambda: True,
-                 approve: Mapping[str, int] | None = None, run_id: str | None = None) -> RunReport:
+                 approve: Mapping[str, int] | None = None, run_id: str | None = None,
+                 full: bool = True) -> RunReport:
     """Push the licence catalog to Creatio and merge grants both ways (see ``jobs.plan.licenses``).
 
     Stopping and ``approve`` (``{"revocations": N}``) work as in ``jobs.sync.users.run_users``.
+    Every licences run reads everything (``full`` is accepted for the cycle's sake).
     """
     model = config.creatio.objects
     since = creatio.counter.total() if hasattr(creatio, "counter") else 0

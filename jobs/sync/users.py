@@ -7,6 +7,7 @@ tests call it directly.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 from typing import Callable, Mapping
 
@@ -14,11 +15,13 @@ from connector.creatio.records import WebitelUserRecord
 
 from jobs.apply.engine import ApplyResult, apply_plan
 from jobs.apply.users import user_links, user_steps
-from jobs.config import AppConfig
+from jobs.config import AppConfig, duration_s
 from jobs.plan import UserPlanOptions, plan_users
 from jobs.plan.provision import ProvisionOptions
 from jobs.plan.resolutions import split_ignored
 from jobs.read.snapshots import AgreedFields
+from jobs.read.changes import read_changes, read_scoped, updated_ms
+from jobs.read.lookup import ReadStats
 from jobs.read.users import read_users_snapshot
 from jobs.report import RunReport
 from jobs.sync.recording import (budget_guard, record_plan_events, recorded_run, refuse, utcnow,
@@ -68,13 +71,16 @@ def run_users(
     heartbeat: Callable[[], bool] = lambda: True,
     approve: Mapping[str, int] | None = None,
     run_id: str | None = None,
+    full: bool = False,
 ) -> RunReport:
     """Import every Webitel user into Creatio (the ``GetWebitelUsers`` job).
 
     ``heartbeat`` renews the run lock between batches; when it reports the lock lost, or
     ``stop_requested`` turns True (a signal), the run stops after the batch in flight and is
     recorded as interrupted. ``approve`` (``{"deactivations": N}``) lets this one run go over the
-    deactivation cap up to N; the approval is recorded with the run.
+    deactivation cap up to N; the approval is recorded with the run. The run reads only what
+    changed since the last one (``incremental``) while a watermark exists and the last full read
+    is younger than ``[sync] full_every``; ``full`` (``run --full``) reads everything.
     """
     since = creatio.counter.total() if hasattr(creatio, "counter") else 0
     with recorded_run(store, "users", dry_run, clock, run_id=run_id,
@@ -82,20 +88,45 @@ def run_users(
         say = progress.phase if progress else (lambda text: log.info(text))
         domain = webitel_domain(config, webitel, store, clock())
         links, baselines = load_links(store)
-        snapshot, stats = read_users_snapshot(
-            webitel,
-            creatio,
-            config.creatio.objects,
-            domain=domain,
-            account_name=config.account_name,
-            links=links,
-            baselines=baselines,
-            provisioning=config.provisioning.enabled,
-            linked_contacts={wid: r["contact_id"] for wid, r in store.resolutions("link").items()},
-            progress=say,
-        )
-        report.plan, report.ignored = split_ignored(plan_users(snapshot, user_plan_options(config, approve)),
-                                                    store.resolutions("ignore"))
+        linked_contacts = {wid: r["contact_id"] for wid, r in store.resolutions("link").items()}
+        started = clock()
+        mode = cycle_mode(config, store, started, full=full)
+        options = user_plan_options(config, approve)
+        snapshot = None
+        if mode == "incremental":
+            say("reading what changed since the last cycle")
+            changes = read_changes(webitel, creatio, config.creatio.objects,
+                                   since_ms=int(store.get_value(WEBITEL_MARK) or 0),
+                                   since_modified=datetime.fromisoformat(store.get_value(CREATIO_MARK)),
+                                   margin_s=config.sync.watermark_margin_s)
+            newest = changes.newest_ms
+            if changes.fallback:
+                mode = "full"
+                report.details["fallback"] = changes.fallback
+            else:
+                snapshot = read_scoped(webitel, creatio, config.creatio.objects, changes, domain=domain,
+                                       account_name=config.account_name, links=links, baselines=baselines,
+                                       linked_contacts=linked_contacts, progress=say)
+                stats = ReadStats({"mode": f"incremental: {len(changes.users)} changed Webitel user(s), "
+                                           f"{len(changes.records)} changed record(s)"})
+                options = replace(options, scoped=True)
+        if snapshot is None:
+            snapshot, stats = read_users_snapshot(
+                webitel,
+                creatio,
+                config.creatio.objects,
+                domain=domain,
+                account_name=config.account_name,
+                links=links,
+                baselines=baselines,
+                provisioning=config.provisioning.enabled,
+                linked_contacts=linked_contacts,
+                progress=say,
+            )
+            newest = max((updated_ms(u) for u in snapshot.users), default=0)
+        report.details["mode"] = mode
+        plan = plan_users(snapshot, options)
+        report.plan, report.ignored = split_ignored(plan, store.resolutions("ignore"))
         if approve:
             report.details["approved"] = dict(approve)
         report.details["read"] = stats.strategies
@@ -125,4 +156,29 @@ def run_users(
             )
             report.interrupted = report.applied.stopped
         record_plan_events(store, report.run_id, report.plan, clock(), actions=dry_run)
+        if not dry_run and not report.interrupted and report.plan.guard is None:
+            # Only a cycle that read and applied everything moves the watermarks on (a run that
+            # failed raised before here): the next cycle starts where this one began.
+            store.set_value(WEBITEL_MARK, str(newest), now=clock())
+            store.set_value(CREATIO_MARK, started.isoformat(), now=clock())
+            if mode == "full":
+                store.set_value(FULL_AT, started.isoformat(), now=clock())
     return report
+
+
+WEBITEL_MARK, CREATIO_MARK, FULL_AT = "watermark.users.webitel_ms", "watermark.users.creatio", "full.users.at"
+
+
+def cycle_mode(config: AppConfig, store, now: datetime, *, full: bool = False) -> str:
+    """``full`` when asked, before the first cycle, or when the last full read is older than
+    ``[sync] full_every``; else ``incremental``."""
+    last_full = store.get_value(FULL_AT)
+    if (
+        full
+        or not last_full
+        or store.get_value(WEBITEL_MARK) is None
+        or store.get_value(CREATIO_MARK) is None
+    ):
+        return "full"
+    age = (now - datetime.fromisoformat(last_full)).total_seconds()
+    return "full" if age >= duration_s(config.sync.full_every) else "incremental"

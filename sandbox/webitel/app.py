@@ -68,16 +68,30 @@ class WebitelApp:
         token_lifetime_s: Lifetime of tokens issued by ``POST /login``.
     """
 
-    def __init__(self, seed: SeedData, *, now_ms: Callable[[], int] | None = None, stats: Stats | None = None,
-                 require_password: bool = True, token_lifetime_s: int = 86400) -> None:
+    def __init__(
+        self,
+        seed: SeedData,
+        *,
+        now_ms: Callable[[], int] | None = None,
+        stats: Stats | None = None,
+        require_password: bool = True,
+        token_lifetime_s: int = 86400,
+        honour_sort: bool = True,
+    ) -> None:
         self.now_ms = now_ms or _wall_clock_ms
         self.stats = stats or Stats()
         self.require_password = require_password
+        # Fault: False answers every users search in id order, whatever ``sort`` asks (a server
+        # that ignores sort), so a client's check that the server really sorted can be tested.
+        self.honour_sort = honour_sort
         self.credentials = seed.credentials
         self.domain = seed.domain
         self.store = UserStore()
-        self.store.load(seed.webitel_users, self.now_ms(),
-                        account.seed_admin(seed.webitel_users, seed.credentials.webitel_username))
+        self.store.load(
+            seed.webitel_users,
+            self.now_ms(),
+            account.seed_admin(seed.webitel_users, seed.credentials.webitel_username),
+        )
         # The username of every password generator request, in order ("" when none was sent).
         self.generated_for: list[str] = []
         self.catalog = LicenseStore(seed.licenses)
@@ -102,8 +116,12 @@ class WebitelApp:
         included. Decision: the ids are the sandbox's own (the real ones are not recorded).
         """
         # Decision: the sandbox's own error ids (the recorded traffic shows the shape, not these).
-        ids = {429: "app.request.too_many_requests", 500: "app.internal.error",
-               502: "app.gateway.bad_gateway", 503: "app.service.unavailable"}
+        ids = {
+            429: "app.request.too_many_requests",
+            500: "app.internal.error",
+            502: "app.gateway.bad_gateway",
+            503: "app.service.unavailable",
+        }
         error = ApiError(status, ids.get(status, "app.internal.error"), f"sandbox fault {status}", headers)
         return error.response()
 
@@ -125,8 +143,12 @@ class WebitelApp:
             handler = methods.get(request.method.upper())
             if handler is None:
                 allow = ", ".join(methods)
-                raise ApiError(405, "app.request.method_not_allowed",
-                               f"{request.method} is not allowed on {template}", [("Allow", allow)])
+                raise ApiError(
+                    405,
+                    "app.request.method_not_allowed",
+                    f"{request.method} is not allowed on {template}",
+                    [("Allow", allow)],
+                )
             token = "" if template == "/api/login" else self.sessions.check(request)
             return getattr(self, handler)(request, *match.groups(), token=token)
         raise ApiError(404, "app.request.not_found", f"no such endpoint: {request.path}")
@@ -154,8 +176,10 @@ class WebitelApp:
     def licenses(self) -> list[dict]:
         """Every licence in the seed vocabulary, with ``remain`` computed."""
         with self._lock:
-            return [{**lic, "scope": list(lic["scope"]), "remain": licenses.remain_of(self, lic)}
-                    for lic in self.catalog.all()]
+            return [
+                {**lic, "scope": list(lic["scope"]), "remain": licenses.remain_of(self, lic)}
+                for lic in self.catalog.all()
+            ]
 
     def expire_tokens(self) -> None:
         """Invalidate every login session token (the static token stays valid)."""
@@ -207,6 +231,8 @@ class WebitelApp:
         return self._search(UserQuery.parse(params_from_body(read_json(request))))
 
     def _search(self, query: UserQuery) -> Response:
+        if not self.honour_sort:
+            query.sort = []
         found, has_next = search_users(self.store, query)
         fields = self._user_fields(query.fields) if query.fields else list(DEFAULT_LIST_FIELDS)
         items = [user_wire(user, self.catalog.licenses, fields) for user in found]
@@ -229,13 +255,23 @@ class WebitelApp:
         return self._json(user_wire(user, self.catalog.licenses, CREATED_FIELDS))
 
     def _put_user(self, request: Request, user_id: str, token: str) -> Response:
-        user = users.update(self, _user_id(user_id), read_json(request), replace=True,
-                            query_password=request.arg("user_password"))
+        user = users.update(
+            self,
+            _user_id(user_id),
+            read_json(request),
+            replace=True,
+            query_password=request.arg("user_password"),
+        )
         return self._json(user_wire(user, self.catalog.licenses, UPDATED_FIELDS))
 
     def _patch_user(self, request: Request, user_id: str, token: str) -> Response:
-        user = users.update(self, _user_id(user_id), read_json(request), replace=False,
-                            query_password=request.arg("user_password"))
+        user = users.update(
+            self,
+            _user_id(user_id),
+            read_json(request),
+            replace=False,
+            query_password=request.arg("user_password"),
+        )
         return self._json(user_wire(user, self.catalog.licenses, UPDATED_FIELDS))
 
     def _delete_user(self, request: Request, user_id: str, token: str) -> Response:

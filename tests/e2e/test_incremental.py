@@ -1,0 +1,94 @@
+"""Incremental cycles (``[sync] full_every``): between full reads a cycle reads only what changed.
+
+The sandbox's Webitel clock runs here (an incremental read goes by ``updated_at``), and
+``full_every`` is a day, so every cycle after the first is incremental unless asked otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from e2ekit import admin_create, run_job
+from jobs.wiring import creatio_client, webitel_client
+
+pytestmark = pytest.mark.e2e
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@pytest.fixture
+def synced(make_sandbox, make_config):
+    def make(**options):
+        box = make_sandbox(300, seed=91, webitel_options={"now_ms": wall_ms, **options})
+        # No margin: the sandbox's clocks agree with themselves, and its seeded users all share one
+        # updated_at, which a margin would take for changed in every cycle.
+        config = make_config(box, sync={"full_every": "24h", "watermark_margin_s": 0})
+        first = run_job(config)
+        assert first.details["mode"] == "full"
+        time.sleep(0.01)  # a change made now has a newer updated_at than anything the cycle saw
+        return box, config
+    return make
+
+
+def test_an_idle_incremental_cycle_reads_almost_nothing(synced):
+    box, config = synced()
+    box.webitel.stats.reset()
+    box.creatio.stats.reset()
+    report = run_job(config)
+    assert report.details["mode"] == "incremental"
+    assert report.plan.actions == ()
+    assert box.webitel.stats.total() <= 3 and box.creatio.stats.total() <= 8, (
+        box.webitel.stats.total(), box.creatio.stats.total())
+
+
+def test_changes_on_either_side_travel_in_an_incremental_cycle(synced):
+    box, config = synced()
+    records = {r["WebitelId"]: r for r in box.creatio_app.rows("WebitelUser") if r["WebitelId"]}
+    renamed, edited = [u for u in box.webitel_app.all_users() if str(u["id"]) in records][:2]
+    webitel_client(config).patch_user(renamed["id"], {"name": "Renamed Incrementally"})
+    creatio_client(config).update(
+        "WebitelUser", records[str(edited["id"])]["Id"], {"Name": "Edited In Creatio"}
+    )
+    report = run_job(config)
+    assert report.details["mode"] == "incremental"
+    touched = {a.webitel_id for a in report.plan.actions}
+    assert touched == {renamed["id"], edited["id"]}, report.plan.actions
+    after = {r["WebitelId"]: r for r in box.creatio_app.rows("WebitelUser") if r["WebitelId"]}
+    assert after[str(renamed["id"])]["Name"] == "Renamed Incrementally"
+
+
+def test_an_incremental_plan_still_refuses_an_extension_held_by_anyone_else(synced):
+    box, config = synced()
+    records = {r["WebitelId"]: r for r in box.creatio_app.rows("WebitelUser") if r["WebitelId"]}
+    user = next(u for u in box.webitel_app.all_users() if str(u["id"]) in records and u["extension"])
+    admin_create(box, "WebitelUser", {"Name": "Lobby phone", "Extension": "6999", "Active": True})
+    webitel_client(config).patch_user(user["id"], {"extension": "6999"})
+    report = run_job(config)
+    assert report.details["mode"] == "incremental"
+    assert [(c.kind, c.webitel_id) for c in report.plan.conflicts] == [("duplicate_extension", user["id"])]
+
+
+def test_a_server_that_ignores_sort_makes_the_cycle_read_everything(synced):
+    box, config = synced(honour_sort=False)
+    tenth = sorted(u["id"] for u in box.webitel_app.all_users())[10]
+    webitel_client(config).patch_user(tenth, {"name": "Changed Later"})  # newer than ids before it
+    report = run_job(config)
+    assert report.details["mode"] == "full" and "did not sort" in report.details["fallback"]
+
+
+def test_a_deletion_is_caught_by_the_full_read_not_by_an_incremental_one(synced):
+    box, config = synced()
+    records = {
+        r["WebitelId"]: r for r in box.creatio_app.rows("WebitelUser") if r["WebitelId"] and r["Active"]
+    }
+    gone = next(u for u in box.webitel_app.all_users() if str(u["id"]) in records)
+    webitel_client(config).delete_user(gone["id"], permanent=True)
+    quick = run_job(config)
+    assert quick.details["mode"] == "incremental" and quick.plan.actions == ()
+    full = run_job(config, full=True)
+    assert full.details["mode"] == "full"
+    assert [(a.kind, a.webitel_id) for a in full.plan.actions] == [("deactivate_record", gone["id"])]
