@@ -114,7 +114,10 @@ def probe_state(config) -> str:
         store.set_value("check.last_written", utcnow().isoformat(), now=utcnow())
         runs = len(store.recent_runs(1000))
         more = "+" if runs == 1000 else ""
-        return f"schema version {store.schema_version}, writable, {runs}{more} runs recorded"
+        used = store.requests_on("creatio", utcnow().date())
+        budget = getattr(getattr(config, "creatio", None), "daily_request_budget", None)
+        today = f"{used} Creatio requests today (UTC)" + (f" of a budget of {budget}" if budget else "")
+        return f"schema version {store.schema_version}, writable, {runs}{more} runs recorded; {today}"
 
 
 def _whoami(webitel) -> str:

@@ -34,3 +34,13 @@ def test_a_run_over_the_budget_stops_before_writing(make_sandbox, make_config):
     with StateStore.open(config.state.url) as store:
         assert store.requests_on("creatio", datetime.now(timezone.utc).date()) == \
             used + done.details["requests"]["creatio"]
+
+
+def test_check_shows_the_days_requests_and_the_budget(make_sandbox, make_config, capsys):
+    from jobs.commands.check import probe_state
+
+    box = make_sandbox(20, seed=82)
+    config = make_config(box, creatio={"daily_request_budget": 5000})
+    report = run_job(config)
+    line = probe_state(config)
+    assert f"{report.details['requests']['creatio']} Creatio requests today (UTC) of a budget of 5000" in line

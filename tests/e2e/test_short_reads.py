@@ -31,8 +31,8 @@ def test_a_site_capped_below_the_page_size_deletes_nothing_and_duplicates_nothin
     contacts = len(box.creatio_app.rows("Contact"))
     communications = len(box.creatio_app.rows("ContactCommunication"))
     webitel_users = len(box.webitel_app.all_users())
-    for _ in range(2):
-        again = users_run(config)
+    for full in (False, True):  # run, and run --full
+        again = run_job(config, "users", full=full)
         assert not again.failure
         kinds = [a.kind for a in again.plan.actions]
         assert not DELETING & set(kinds), kinds
