@@ -18,6 +18,9 @@ Limits of one attempt, whatever the server does:
 - **TLS**: ``verify`` is passed with every request, so ``verify_tls = false`` and ``ca_file`` win
   over ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` (requests lets the environment override a
   session's ``verify``).
+- **Concurrency**: an attempt is sent once the client's limiter (``connector.pool.Limiter``) has a
+  slot for it: at most ``max_concurrency`` in flight from any number of threads, fewer while the
+  server answers 429 or 503; a login waits for a slot like any request.
 - **Secrets**: everything the session holds (the auth's password and tokens, every cookie value it
   got) is a secret; error bodies are scrubbed of them before a message is read from them, and the
   message is cut to ``MAX_MESSAGE`` characters before it becomes part of an error.
@@ -46,7 +49,9 @@ from requests.structures import CaseInsensitiveDict
 from . import errors
 from . import secrets as secrets_module
 from .errors import cut, redact
+from .pool import THROTTLE_STATUSES, Limiter
 from .retry import RETRY_STATUSES, RetryPolicy, call_with_retry, parse_retry_after
+from .settings import DEFAULT_MAX_CONCURRENCY
 
 log = logging.getLogger(__name__)
 
@@ -290,8 +295,11 @@ class HttpClient:
         session: a ready session (proxies, adapters), or None for a new one. Its default adapters
             are replaced by ``DeadlineAdapter``; an adapter of the caller's own is kept, and the
             deadline is then checked between chunks of the body only.
-        sleep: injected into the retry policy so tests do not wait.
+        sleep: injected into the retry policy (and the limiter's ``Retry-After`` hold) so tests do
+            not wait.
         max_response_bytes: the largest body accepted.
+        max_concurrency: the most requests in flight at once, from any number of threads
+            (``connector.pool.Limiter``: halved on 429 or 503, grown back one step per answer).
     """
 
     def __init__(self, *, system: str, base_url: str, timeout_s: float = 30.0, verify: bool | str = True,
@@ -299,7 +307,8 @@ class HttpClient:
                  parse_error: Callable[[requests.Response], ErrorInfo] | None = None,
                  auth: Auth | None = None, session: requests.Session | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+                 max_concurrency: int = DEFAULT_MAX_CONCURRENCY) -> None:
         self.system = system
         self.base_url = base_url.rstrip("/") + "/"
         self.timeout_s = timeout_s
@@ -316,13 +325,19 @@ class HttpClient:
         self.session = session or requests.Session()
         self.session.verify = verify
         self.session.headers["User-Agent"] = USER_AGENT
-        adapter = DeadlineAdapter()
+        # A kept-alive connection for each request in flight: urllib3 keeps 10 by default and
+        # closes any beyond, which would cost a TCP (and TLS) handshake a request past ten.
+        adapter = DeadlineAdapter(pool_maxsize=max(10, max_concurrency))
         for prefix in ("https://", "http://"):
             if type(self.session.adapters.get(prefix)) is HTTPAdapter:
                 self.session.mount(prefix, adapter)
         self.sleep = sleep
         self.counter = RequestCounter()
+        # A server's Retry-After holds the other requests back no longer than a retry waits for it.
+        self.limiter = Limiter(max_concurrency, sleep=sleep, max_pause_s=self.retry.max_wait_s, name=system)
         self._login_lock = threading.Lock()
+        self._logins = 0  # logins so far: a request refused for a session older than the last one
+        # only needs sending again, not a login of its own
         self._held: OrderedDict[str, None] = OrderedDict()
         self._held_lock = threading.Lock()
         secrets_module.register(self)
@@ -396,8 +411,7 @@ class HttpClient:
                 response = self._send(method, path, route, params, json, data, headers, authenticated)
                 if authenticated and self.auth and not relogged and self.auth.needs_relogin(response):
                     relogged = True
-                    log.info("%s session expired; logging in again", self.system)
-                    self.login()
+                    self._relogin(_current.logins)
                     continue
                 self.raise_for_status(response, method, path, secrets=secrets)
                 return response
@@ -411,17 +425,36 @@ class HttpClient:
             return
         with self._login_lock:
             self.auth.login(self)
+            self._logins += 1
+
+    def _relogin(self, seen: int) -> None:
+        """Log in again for a request refused after ``seen`` logins, unless another thread already
+        did since: requests in flight when a session dies are all refused, and one login serves
+        them all (each would otherwise end the session the one before it just opened)."""
+        if self.auth is None:
+            return
+        with self._login_lock:
+            if self._logins != seen:
+                return
+            log.info("%s session expired; logging in again", self.system)
+            self.auth.login(self)
+            self._logins += 1
 
     def _send(self, method: str, path: str, route: str, params: Any, json: Any, data: Any,
               headers: Mapping[str, str] | None, authenticated: bool) -> requests.Response:
         send_headers = dict(headers or {})
         if authenticated and self.auth is not None:
             self.auth.apply(self, send_headers)  # may log in: a request of its own, with its own deadline
+        _current.logins = self._logins
+        # The slot is taken after the auth is applied, so a login (a request of its own, which
+        # takes a slot too) is never made by a thread holding one: no deadlock at a limit of 1.
+        epoch = self.limiter.acquire()
         deadline = _Deadline(self.timeout_s)
         _REAPER.watch(deadline)
         outer = getattr(_current, "deadline", None)
         _current.deadline = deadline
         response: requests.Response | None = None
+        answered: requests.Response | None = None
         was_cut = False
         try:
             try:
@@ -430,9 +463,11 @@ class HttpClient:
                     timeout=self.timeout, allow_redirects=False, stream=True, verify=self.verify)
                 self._learn_cookies()
                 self._read_body(response, deadline, method, path)
+                answered = response
             finally:
                 _current.deadline = outer
                 was_cut = deadline.finish()
+                self._release(epoch, None if was_cut else answered)
         except requests.RequestException as exc:
             self.counter.add(method, route, 0)
             if response is not None:
@@ -456,6 +491,16 @@ class HttpClient:
             raise self._deadline_error(method, path)
         self.counter.add(method, route, response.status_code)
         return response
+
+    def _release(self, epoch: int, response: requests.Response | None) -> None:
+        """The slot back to the limiter, with the answer's status (None: no complete answer)."""
+        if response is None:
+            self.limiter.release(epoch)
+            return
+        status = response.status_code
+        retry_after = (parse_retry_after(response.headers.get("Retry-After"))
+                       if status in THROTTLE_STATUSES else None)
+        self.limiter.release(epoch, status, retry_after)
 
     def _read_body(self, response: requests.Response, deadline: _Deadline, method: str, path: str) -> None:
         """Read the body into ``response.content``, within the deadline and the size cap."""

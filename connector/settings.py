@@ -36,6 +36,14 @@ CREATIO_MAX_RESPONSE_MB = 64
 # Decision: 10,000 pages: ten million rows at the largest Webitel page, far more than any domain
 # holds, yet a server that never ends a list is stopped after 10,000 requests rather than never.
 DEFAULT_MAX_PAGES = 10_000
+# Decision: 4 requests at a time by default: at 50 ms a round trip, a large import is then bound by
+# the servers' work rather than the distance to them, and 4 connections are far below what a
+# Creatio site (its web farm serves hundreds of browser users) or a Webitel server tolerates. A
+# 429 or 503 halves it for as long as the server asks (connector.pool.Limiter).
+DEFAULT_MAX_CONCURRENCY = 4
+# Decision: 32 at most: Webitel and Creatio sites are single servers or small clusters, and more
+# than a few dozen parallel requests from one client is a load test, not a sync.
+MAX_CONCURRENCY = 32
 # The OData 4 root is found on the site when odata_path is this (reference creatio-api.md 2.1).
 ODATA_AUTO = "auto"
 # Decision: path segments that begin a page or a service of a Creatio site, never its root: an
@@ -147,6 +155,8 @@ class WebitelSettings(_Section):
     page_size: int = Field(WEBITEL_MAX_PAGE_SIZE, ge=1, le=WEBITEL_MAX_PAGE_SIZE)
     max_response_mb: int = Field(WEBITEL_MAX_RESPONSE_MB, ge=1, le=4096)
     max_pages: int = Field(DEFAULT_MAX_PAGES, ge=1)
+    # Requests at once: PATCHes of users and of their licences (one per user).
+    max_concurrency: int = Field(DEFAULT_MAX_CONCURRENCY, ge=1, le=MAX_CONCURRENCY)
 
     _url = field_validator("url")(classmethod(lambda cls, v: webitel_api_url(v)))
     _ca_file = field_validator("ca_file")(classmethod(lambda cls, v: _check_ca_file(v)))
@@ -188,6 +198,8 @@ class CreatioSettings(_Section):
     max_response_mb: int = Field(CREATIO_MAX_RESPONSE_MB, ge=1, le=4096)
     # A read with $count stops at the pages the count allows; this caps reads without one.
     max_pages: int = Field(DEFAULT_MAX_PAGES, ge=1)
+    # Requests at once: $batch writes and the chunks of a lookup.
+    max_concurrency: int = Field(DEFAULT_MAX_CONCURRENCY, ge=1, le=MAX_CONCURRENCY)
 
     _url = field_validator("url")(classmethod(lambda cls, v: creatio_site_root(v)))
     _ca_file = field_validator("ca_file")(classmethod(lambda cls, v: _check_ca_file(v)))

@@ -7,15 +7,25 @@ the others; an action whose prerequisite failed is skipped and reported. Creates
 deterministic Ids, so a chunk repeated after a timeout or a crash cannot duplicate anything: a
 create answered "duplicate key" for our own Id already landed and counts as done. The outcomes of
 each chunk are recorded in the state store, with the links they establish, in one transaction.
+
+Steps run one after the other: a step starts once every chunk of the one before has landed and
+been recorded (accounts, then contacts, then the records that point at them). Within a step, up to
+``Step.parallel`` chunks are in flight at once (``[creatio] max_concurrency`` for ``$batch``).
+A chunk whose action depends on one still in flight waits for it to land; one that depends on an
+action that failed is skipped, as it always was. Chunks run on pool threads; their outcomes are
+recorded here, in the caller's thread, as each lands, and ``stop_requested`` is asked before each
+chunk starts (the chunks in flight finish and are recorded).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Iterable
 
 from connector.creatio.batch import BatchOp
+from connector.pool import Pool
 
 from jobs.plan import Action, Issue, Plan
 from jobs.state import Event
@@ -45,11 +55,13 @@ class ApplyResult:
 
 @dataclass(frozen=True)
 class Step:
-    """Actions of ``kinds``, run ``chunk`` at a time by ``run(actions) -> outcomes``."""
+    """Actions of ``kinds``, run ``chunk`` at a time by ``run(actions) -> outcomes``, up to
+    ``parallel`` chunks at once (``run`` is then called from several threads)."""
 
     kinds: tuple[str, ...]
     run: Callable[[list[Action]], list[Outcome]]
     chunk: int = 100
+    parallel: int = 1
 
 
 def batch_step(kinds: tuple[str, ...], creatio, to_op: Callable[[Action], BatchOp | None]) -> Step:
@@ -69,7 +81,28 @@ def batch_step(kinds: tuple[str, ...], creatio, to_op: Callable[[Action], BatchO
                                         bool(getattr(res, "already_existed", False))))
         return outcomes
 
-    return Step(kinds, run, creatio.settings.batch_size)
+    return Step(kinds, run, creatio.settings.batch_size, threads(creatio))
+
+
+def max_concurrency(client) -> int:
+    """The client's ``max_concurrency`` setting (1 for a client without one)."""
+    return int(getattr(getattr(client, "settings", None), "max_concurrency", 1) or 1)
+
+
+def threads(client) -> int:
+    """Threads for requests through ``client``: twice its ``max_concurrency`` when the client's
+    own limiter holds that bound, else ``max_concurrency`` itself.
+
+    Decision: twice, so that a thread builds and encodes its next request (and reads the answer
+    of its last) while the others' requests are in flight, then waits for a slot to send it: the
+    slots are never idle while a thread works. Measured on the sandbox at 50 ms a round trip,
+    this took a 10,000-user import's writes from 1.4 to 1.2 times the time ``max_concurrency``
+    requests always in flight would take. The limiter, not the thread count, then holds the
+    bound; a client whose limiter holds another one gets no more threads than its setting.
+    """
+    n = max_concurrency(client)
+    limiter = getattr(getattr(client, "http", None), "limiter", None)
+    return 2 * n if n > 1 and getattr(limiter, "ceiling", None) == n else n
 
 
 def apply_plan(plan: Plan, steps: Iterable[Step], *, store, run_id: str, now: Callable[[], datetime],
@@ -82,47 +115,153 @@ def apply_plan(plan: Plan, steps: Iterable[Step], *, store, run_id: str, now: Ca
     Args:
         plan: the plan to carry out.
         steps: the steps, in dependency order.
-        store: the state store.
+        store: the state store; only this thread records in it.
         run_id: the run the events belong to.
         now: the clock.
         links_of: outcomes -> (links to put by kind, (kind, key) links to delete).
         progress: called with (actions done, actions in all).
-        stop_requested: checked between chunks; True ends the run after the chunk in flight.
+        stop_requested: checked before each chunk starts; True ends the run once the chunks in
+            flight have landed and been recorded.
         result: filled as chunks land (default: a new one), so a caller interrupted mid-way
             still holds the outcomes of every chunk that landed.
+
+    Raises:
+        Whatever a step raised (not a failed write, which is an outcome), once the chunks in
+        flight with it have landed and been recorded.
     """
     result = result if result is not None else ApplyResult()
-    failed_ids: set[str] = set()
-    total, done = len(plan.actions), 0
+    run = _Run(plan, store, run_id, now, links_of, progress, result)
     for step in steps:
         actions = [a for a in plan.actions if a.kind in step.kinds]
-        for start in range(0, len(actions), step.chunk):
-            if stop_requested():
-                result.stopped = True
-                return result
-            chunk = actions[start:start + step.chunk]
-            runnable = [a for a in chunk if not any(d in failed_ids for d in a.depends_on)]
-            outcomes = [Outcome(a, False, "skipped: a prerequisite was not written "
-                                f"({next(d for d in a.depends_on if d in failed_ids)})")
-                        for a in chunk if a not in runnable]
-            outcomes += step.run(runnable) if runnable else []
-            _record(store, run_id, outcomes, now(), links_of)
-            for outcome in outcomes:
-                result.outcomes.append(outcome)
-                if not outcome.ok:
-                    failed_ids.add(outcome.action.id)
-                    result.errors.append(
-                        Issue(
-                            outcome.issue,
-                            outcome.message,
-                            user=outcome.action.user,
-                            webitel_id=outcome.action.webitel_id,
-                            field=outcome.action.object,
-                        )
-                    )
-            done += len(chunk)
-            progress(done, total)
+        chunks = [actions[start:start + step.chunk] for start in range(0, len(actions), step.chunk)]
+        if not run.step(step, chunks, stop_requested):
+            result.stopped = True
+            return result
     return result
+
+
+# Decision: chunks handed to the pool ahead of the threads, per thread: two keep every thread
+# busy while this one records, and a stop drops at most that many unstarted chunks.
+QUEUED = 2
+
+
+class _Run:
+    """One ``apply_plan``: what failed so far, what is in flight, and the recording of outcomes."""
+
+    def __init__(self, plan: Plan, store, run_id: str, now, links_of, progress, result: ApplyResult) -> None:
+        self.store, self.run_id, self.now, self.links_of = store, run_id, now, links_of
+        self.progress, self.result = progress, result
+        self.failed_ids: set[str] = set()
+        self.in_flight: dict[Future, tuple[int, list[Action]]] = {}  # in the order the chunks started
+        self.landed: list[tuple[int, list[Outcome]]] = []  # the step's chunks, as they landed
+        self.flying: set[str] = set()  # the ids of the actions in flight
+        self.total, self.done = len(plan.actions), 0
+
+    def step(self, step: Step, chunks: list[list[Action]], stop_requested: Callable[[], bool]) -> bool:
+        """Run the chunks of one step, ``step.parallel`` at a time; False when a stop was asked.
+
+        Up to ``QUEUED`` times ``step.parallel`` chunks are handed to the pool, so a thread whose
+        chunk landed takes the next one at once instead of waiting for this thread, which may be
+        recording (a few milliseconds a chunk); a stop or an error drops the ones not started. A
+        chunk that depends on one handed out waits until that one is recorded, so a failure is
+        known before anything that needs it starts.
+        """
+        marks = len(self.result.outcomes), len(self.result.errors)
+        self.landed = []
+        error: BaseException | None = None
+        stopped = False
+        queue = enumerate(chunks)
+        index, chunk = next(queue, (0, None))
+        room = step.parallel * QUEUED if step.parallel > 1 else 1
+
+        def fill() -> None:
+            nonlocal index, chunk, stopped
+            while chunk is not None and error is None and not stopped and len(self.in_flight) < room:
+                if any(d in self.flying for a in chunk for d in a.depends_on):
+                    return  # a prerequisite is in flight: it lands first
+                if stop_requested():
+                    stopped = True
+                    self.drop_queued()
+                    return
+                self.start(pool, step, index, chunk)
+                index, chunk = next(queue, (0, None))
+
+        with Pool(step.parallel, name="wcsync-apply") as pool:
+            fill()
+            while self.in_flight:
+                done = wait(self.in_flight, return_when=FIRST_COMPLETED).done
+                landed = [(future, self.in_flight.pop(future)) for future in list(self.in_flight)
+                          if future in done]
+                if error is None and any(future.exception() for future, _ in landed):
+                    error = next(future.exception() for future, _ in landed if future.exception())
+                    self.drop_queued()
+                fill()
+                error = self.land(landed) or error
+                fill()
+        self.in_chunk_order(*marks)
+        if error is not None:
+            raise error
+        return not stopped
+
+    def drop_queued(self) -> None:
+        """Take back the chunks handed out that no thread has started."""
+        for future in list(self.in_flight):
+            if future.cancel():
+                _, chunk = self.in_flight.pop(future)
+                self.flying.difference_update(a.id for a in chunk)
+
+    def start(self, pool: Pool, step: Step, index: int, chunk: list[Action]) -> None:
+        runnable = [a for a in chunk if not any(d in self.failed_ids for d in a.depends_on)]
+        skipped = [Outcome(a, False, "skipped: a prerequisite was not written "
+                           f"({next(d for d in a.depends_on if d in self.failed_ids)})")
+                   for a in chunk if a not in runnable]
+        self.in_flight[pool.submit(_run_chunk, step, runnable, skipped)] = index, chunk
+        self.flying.update(a.id for a in chunk)
+
+    def land(self, landed: list[tuple[Future, tuple[int, list[Action]]]]) -> BaseException | None:
+        """Record the chunks that landed, in the order they started; the first error one raised."""
+        error = None
+        for future, (index, chunk) in landed:
+            try:
+                outcomes = future.result()
+            except BaseException as exc:  # raised once the others in flight are recorded
+                error = error or exc
+                self.flying.difference_update(a.id for a in chunk)
+                continue
+            _record(self.store, self.run_id, outcomes, self.now(), self.links_of)
+            self.flying.difference_update(a.id for a in chunk)
+            self.landed.append((index, outcomes))
+            for outcome in outcomes:
+                self.result.outcomes.append(outcome)
+                if not outcome.ok:
+                    self.failed_ids.add(outcome.action.id)
+                    self.result.errors.append(_issue(outcome))
+            self.done += len(chunk)
+            self.progress(self.done, self.total)
+        return error
+
+    def in_chunk_order(self, outcomes_mark: int, errors_mark: int) -> None:
+        """The step's outcomes (and the errors among them) in the order of its chunks, as a run
+        one chunk at a time lists them: a report does not depend on which chunk landed first."""
+        if all(a[0] < b[0] for a, b in zip(self.landed, self.landed[1:])):
+            return
+        in_order = [o for _, outcomes in sorted(self.landed, key=lambda landed: landed[0]) for o in outcomes]
+        self.result.outcomes[outcomes_mark:] = in_order
+        self.result.errors[errors_mark:] = [_issue(o) for o in in_order if not o.ok]
+
+
+def _issue(outcome: Outcome) -> Issue:
+    return Issue(
+        outcome.issue,
+        outcome.message,
+        user=outcome.action.user,
+        webitel_id=outcome.action.webitel_id,
+        field=outcome.action.object,
+    )
+
+
+def _run_chunk(step: Step, runnable: list[Action], skipped: list[Outcome]) -> list[Outcome]:
+    return skipped + (step.run(runnable) if runnable else [])
 
 
 def _record(store, run_id: str, outcomes: list[Outcome], when: datetime, links_of) -> None:

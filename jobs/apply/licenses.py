@@ -2,20 +2,23 @@
 
 A Webitel grant change PATCHes the user's complete ``license`` list (the API has no grant
 endpoint), computed from a fresh read of the user made just before, so a grant an administrator
-made meanwhile is kept. Fresh reads are made for a chunk of users at once (``GET /users?id=..``).
+made meanwhile is kept. Fresh reads are made for a chunk of users at once (``GET /users?id=..``);
+the chunk's PATCHes, one per user, then go ``[webitel] max_concurrency`` at a time.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import partial
 
 from connector.creatio.batch import BatchOp
 from connector.creatio.records import GrantRecord, LicenseRecord
 from connector.errors import ConnectorError
 from connector.webitel.models import WebitelUser
 from connector.creatio.objects import ObjectModel
+from connector.pool import ordered
 
-from jobs.apply.engine import ApplyResult, Outcome, Step, batch_step
+from jobs.apply.engine import ApplyResult, Outcome, Step, batch_step, threads
 from jobs.plan import Action
 from jobs.plan.grants import Grant
 
@@ -51,6 +54,7 @@ def grant_row_op(action: Action, model: ObjectModel) -> BatchOp | None:
 
 def webitel_grant_step(webitel, serial_case: dict[str, str]) -> Step:
     """Grants and revocations in Webitel, one PATCH per user with its complete new list."""
+    parallel = threads(webitel)
 
     def run(actions: list[Action]) -> list[Outcome]:
         by_user: dict[int, list[Action]] = defaultdict(list)
@@ -61,14 +65,17 @@ def webitel_grant_step(webitel, serial_case: dict[str, str]) -> Step:
             if isinstance(user, WebitelUser):
                 fresh[user.id] = frozenset(user.serials)
         outcomes: list[Outcome] = []
-        for uid, todo in sorted(by_user.items()):
-            if uid not in fresh:
-                outcomes += [Outcome(a, False, "the Webitel user no longer exists") for a in todo]
-                continue
-            current = {s.lower(): s for s in fresh[uid]}
-            outcomes += _patch_user(webitel, uid, current, todo, serial_case)
+        gone = [a for uid, todo in by_user.items() if uid not in fresh for a in todo]
+        outcomes += [Outcome(a, False, "the Webitel user no longer exists") for a in gone]
+        tasks = [partial(_patch_user, webitel, uid, {s.lower(): s for s in fresh[uid]}, todo, serial_case)
+                 for uid, todo in sorted(by_user.items()) if uid in fresh]
+        for patched in ordered(tasks, parallel, name="wcsync-grants"):
+            outcomes += patched
         return outcomes
 
+    # Decision: the chunks run one at a time and the users of a chunk in parallel, never two
+    # chunks at once: a user's grants may straddle two chunks, and each chunk's PATCH carries the
+    # user's whole list read before it, so two in flight for one user would lose one's grants.
     return Step(("revoke_webitel", "grant_webitel"), run, FRESH_READ_CHUNK)
 
 

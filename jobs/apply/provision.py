@@ -8,12 +8,14 @@ linked instead of created twice. The new Webitel id is then written back to the 
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from connector.creatio.records import WebitelUserRecord
 from connector.errors import Conflict, ConnectorError
 from connector.creatio.objects import ObjectModel
+from connector.pool import ordered
 
-from jobs.apply.engine import Outcome, Step
+from jobs.apply.engine import Outcome, Step, threads
 
 log = logging.getLogger(__name__)
 
@@ -53,26 +55,29 @@ def provision_step(webitel, creatio, model: ObjectModel, *, password: str) -> St
             )
         return outcomes
 
+    # Decision: creates go one at a time. They are few (records an administrator added in
+    # Creatio), and Webitel judges a clash (two new records with one username or extension) in the
+    # order it gets them: one at a time, the record earlier in the plan wins, every run alike.
     return Step(("create_webitel_user",), run, 20)
 
 
 def webitel_user_step(webitel) -> Step:
-    """``update_webitel_user`` (PATCH the changed fields) and ``delete_webitel_user``."""
+    """``update_webitel_user`` (PATCH the changed fields) and ``delete_webitel_user``, one request
+    per user, ``[webitel] max_concurrency`` at a time."""
 
     def run(actions) -> list[Outcome]:
-        outcomes = []
-        for action in actions:
-            try:
-                if action.kind == "update_webitel_user":
-                    webitel.patch_user(int(action.webitel_id), dict(action.new or {}))
-                else:
-                    webitel.delete_user(
-                        int(action.webitel_id), permanent=bool((action.new or {}).get("permanent"))
-                    )
-            except ConnectorError as exc:
-                outcomes.append(Outcome(action, False, str(exc)))
-            else:
-                outcomes.append(Outcome(action, True))
-        return outcomes
+        return list(ordered([partial(_write_user, webitel, a) for a in actions], threads(webitel),
+                            name="wcsync-users"))
 
     return Step(("update_webitel_user", "delete_webitel_user"), run, 50)
+
+
+def _write_user(webitel, action) -> Outcome:
+    try:
+        if action.kind == "update_webitel_user":
+            webitel.patch_user(int(action.webitel_id), dict(action.new or {}))
+        else:
+            webitel.delete_user(int(action.webitel_id), permanent=bool((action.new or {}).get("permanent")))
+    except ConnectorError as exc:
+        return Outcome(action, False, str(exc))
+    return Outcome(action, True)

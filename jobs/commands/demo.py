@@ -106,20 +106,25 @@ def run_demo(*, users: int, seed: int, as_json: bool, out: TextIO, creatio_model
 
 def serve_sandbox(
     *, users: int, seed: int, config_out: str | None, webitel_port: int, creatio_port: int, out: TextIO,
-    creatio_model: str = "default", odata_path: str = "/0/odata",
+    creatio_model: str = "default", odata_path: str = "/0/odata", latency_ms: int = 0,
 ) -> int:
     """Serve both sandbox servers until Ctrl-C or SIGTERM; print (or write) a config pointing at them.
 
     The config holds the plain server addresses and no ``[creatio.objects]``: the connector finds
     the API and OData roots, and on the ``wsysaccount`` model ``check`` names the profile to set,
-    as on a real site.
+    as on a real site. ``latency_ms`` delays every answer of both servers, as the distance to a
+    real site does (a cloud Creatio is some tens of milliseconds away), to watch parallel
+    requests at work.
     """
+    from sandbox.faults import Faults
     from sandbox.harness import start_sandbox
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    faults = Faults(latency_ms=latency_ms) if latency_ms else None
     with start_sandbox(users, seed=seed, webitel_port=webitel_port, creatio_port=creatio_port,
-                       creatio_model=creatio_model, creatio_options={"odata_path": odata_path}) as box:
+                       creatio_model=creatio_model, creatio_options={"odata_path": odata_path},
+                       faults_webitel=faults, faults_creatio=faults) as box:
         creds = box.data.credentials
         text = box.config_toml(state_url="sqlite:///.wcsync/sandbox-state.sqlite")
         print(
@@ -132,6 +137,8 @@ def serve_sandbox(
             f"OAuth client {creds.creatio_client_id}; {creatio_model} objects, OData 4 at {odata_path})",
             file=out,
         )
+        if latency_ms:
+            print(f"every answer of both servers is delayed by {latency_ms} ms", file=out)
         if config_out:
             Path(config_out).write_text(text, encoding="utf-8")
             Path(config_out).chmod(0o600)  # it holds credentials (the sandbox's, but a habit to keep)
@@ -175,4 +182,5 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         out=Fitted(sys.stdout),
         creatio_model=getattr(args, "creatio_model", "default"),
         odata_path=getattr(args, "odata_path", "/0/odata"),
+        latency_ms=getattr(args, "latency_ms", 0),
     )

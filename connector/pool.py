@@ -1,0 +1,196 @@
+"""Requests in parallel, within bounds: how many of one client's requests may be in flight, and
+threads to run a caller's tasks on.
+
+Two parts, each testable alone:
+
+- ``Limiter``: the in-flight bound of one ``HttpClient`` (``max_concurrency``), adapted to what
+  the server says (AIMD: halved on 429 or 503, grown back one step per answer that is not, with
+  a server's ``Retry-After`` holding every new request back). Every attempt of every request
+  takes a slot, so the bound holds whatever threads a caller starts.
+- ``Pool``: threads that run a caller's tasks, each in a copy of the caller's context (the run
+  id the log lines carry follows the task), and ``ordered``, which runs tasks a few at a time and
+  hands their results back in the tasks' order.
+
+Callers start as many threads as the setting allows and leave the pacing to the limiter: a
+thread waiting for a slot costs nothing, a slot left idle costs a round trip.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+# Answers that say "too much, slow down": 429 always; 503 is what an overloaded IIS, a gateway or
+# a load balancer answers (Creatio's cloud and Webitel's nginx both do).
+THROTTLE_STATUSES = frozenset({429, 503})
+# Decision: a server's Retry-After holds the other requests back at most this long (``HttpClient``
+# passes its retry policy's ``max_wait_s``, 30 s by default); a server asking for an hour is
+# answered by the retry policy giving up, not by every thread sleeping an hour.
+MAX_PAUSE_S = 30.0
+# Decision: ``ordered`` hands twice as many tasks to its threads as run at once: enough that a
+# slow task at the head does not leave the other threads idle, few enough to bound what is held.
+AHEAD = 2
+
+
+class Limiter:
+    """How many requests of one client may be in flight at once (AIMD).
+
+    The limit starts at ``ceiling``. An answer of 429 or 503 halves it (never below 1) and holds
+    every new request back for the ``Retry-After`` the server gave; any other answer grows it by
+    one, up to ``ceiling`` again. A failed connection or another 5xx changes nothing: it says
+    nothing about load. Only an answer to a request sent under the current limit halves it: four
+    requests in flight refused together are one signal, not four (TCP's one decrease a window),
+    so one burst of 429s does not drive the limit to 1.
+
+    The thread that got the 429 waits out the ``Retry-After`` in its retry loop
+    (``connector.retry``), so the hold applies to the other threads only; it is waited once,
+    with the injected ``sleep``, so tests never wait.
+
+    Args:
+        ceiling: the most requests in flight (``max_concurrency``).
+        sleep: how a held-back request waits for the end of a ``Retry-After``.
+        clock: monotonic seconds.
+        max_pause_s: the longest hold a ``Retry-After`` may impose on other requests.
+        name: the system, for the log line a decrease writes.
+    """
+
+    def __init__(self, ceiling: int, *, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic, max_pause_s: float = MAX_PAUSE_S,
+                 name: str = "") -> None:
+        if ceiling < 1:
+            raise ValueError("ceiling must be 1 or more")
+        self.ceiling = ceiling
+        self.name = name
+        self._sleep = sleep
+        self._clock = clock
+        self._max_pause_s = max_pause_s
+        self._cond = threading.Condition()
+        self._limit = ceiling
+        self._in_flight = 0
+        self._epoch = 0  # counts the decreases; a request remembers the one it was sent under
+        self._resume_at = 0.0
+        self._own = threading.local()  # the hold this thread waits out in its own retry loop
+        self.decreases = 0
+        self.peak = 0  # the most requests in flight at once, for tests and figures
+
+    @property
+    def limit(self) -> int:
+        with self._cond:
+            return self._limit
+
+    @property
+    def in_flight(self) -> int:
+        with self._cond:
+            return self._in_flight
+
+    def acquire(self) -> int:
+        """Wait for a slot (and for the end of another thread's ``Retry-After``); return the
+        limit's epoch, which ``release`` needs."""
+        with self._cond:
+            pause = self._resume_at - self._clock()
+            exempt = getattr(self._own, "until", 0.0) >= self._resume_at
+        if pause > 0 and not exempt:
+            self._sleep(min(pause, self._max_pause_s))
+        with self._cond:
+            while self._in_flight >= self._limit:
+                self._cond.wait()
+            self._in_flight += 1
+            self.peak = max(self.peak, self._in_flight)
+            return self._epoch
+
+    def release(self, epoch: int, status: int | None = None, retry_after: float | None = None) -> None:
+        """Give the slot back, with what the server answered (``status`` None: no answer)."""
+        with self._cond:
+            self._in_flight -= 1
+            if status in THROTTLE_STATUSES:
+                if epoch == self._epoch:
+                    self._limit = max(1, self._limit // 2)
+                    self._epoch += 1
+                    self.decreases += 1
+                    log.info("%s answered %d: %d request(s) at once for now, one more per answer",
+                             self.name or "the server", status, self._limit)
+                if retry_after:
+                    self._resume_at = max(self._resume_at,
+                                          self._clock() + min(retry_after, self._max_pause_s))
+                    self._own.until = self._resume_at
+            elif status is not None and status < 500 and self._limit < self.ceiling:
+                # Decision: one step per answer, not per round of answers as in TCP: the refusals
+                # these servers send pass within seconds (a Retry-After, a busy IIS queue), and a
+                # limit that took a round trip per step would keep a large import slow long after.
+                self._limit += 1
+            self._cond.notify_all()
+
+
+class Pool:
+    """Threads for a caller's tasks; with ``workers`` 1, a task runs in the caller's thread.
+
+    Each task runs in a copy of the submitting thread's context (``contextvars``): the run id and
+    job the log lines carry (``jobs.logs.bind_run``) follow the task onto its thread.
+
+    Use as a context manager: leaving it waits for every task submitted; leaving it on an error
+    waits for the tasks running and drops the ones not started.
+    """
+
+    def __init__(self, workers: int, *, name: str = "wcsync") -> None:
+        self.workers = max(1, workers)
+        self._executor = (ThreadPoolExecutor(self.workers, thread_name_prefix=name)
+                          if self.workers > 1 else None)
+
+    def submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
+        """Start ``fn(*args)``; inline (done when this returns) without threads."""
+        if self._executor is not None:
+            return self._executor.submit(contextvars.copy_context().run, fn, *args)
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:  # handed to whoever asks the future, as a thread's would be
+            future.set_exception(exc)
+        return future
+
+    def close(self, *, cancel: bool = False) -> None:
+        """Wait for the tasks submitted (with ``cancel``, only for those already running)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=cancel)
+
+    def __enter__(self) -> "Pool":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.close(cancel=exc_type is not None)
+
+
+def ordered(tasks: Iterable[Callable[[], T]], workers: int, *, name: str = "wcsync") -> Iterator[T]:
+    """The result of each task, in the tasks' order, ``workers`` of them running at a time.
+
+    Twice ``workers`` tasks are handed to the threads ahead of the consumer, so a thread whose
+    task finished takes the next one while the consumer still waits for an earlier, slower one;
+    at most that many results are ever held, so a consumer that keeps less than it reads (a
+    lookup turned into typed records) never holds every chunk at once. A task that raises ends
+    the iteration there, after the tasks running finished; so does a consumer that stops reading
+    (closing the generator).
+    """
+    if workers <= 1:
+        for task in tasks:
+            yield task()
+        return
+    window: deque[Future[T]] = deque()
+    queue = iter(tasks)
+    with Pool(workers, name=name) as pool:
+        for task in queue:
+            window.append(pool.submit(task))
+            if len(window) >= AHEAD * workers:
+                break
+        while window:
+            result = window.popleft().result()
+            following = next(queue, None)
+            if following is not None:
+                window.append(pool.submit(following))
+            yield result
