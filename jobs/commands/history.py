@@ -15,7 +15,8 @@ from jobs.state.store import MIN_RUN_PREFIX
 from jobs.sync.cycle import mark_abandoned_runs
 
 
-def _run_dict(run) -> dict:
+def run_dict(run) -> dict:
+    """One run of the history as JSON: the same for ``history --json`` and the HTTP API."""
     duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
     return {
         "run_id": run.run_id,
@@ -98,7 +99,7 @@ def show_history(
             if as_json:
                 print(
                     json.dumps(
-                        [{"run": _run_dict(r), "event": _event_dict(e)} for r, e in rows],
+                        [{"run": run_dict(r), "event": _event_dict(e)} for r, e in rows],
                         indent=2,
                         ensure_ascii=False,
                     ),
@@ -128,14 +129,14 @@ def show_history(
             if as_json:
                 print(
                     json.dumps(
-                        {**_run_dict(run), "events": [_event_dict(e) for e in events]},
+                        {**run_dict(run), "events": [_event_dict(e) for e in events]},
                         indent=2,
                         ensure_ascii=False,
                     ),
                     file=out,
                 )
             else:
-                d = _run_dict(run)
+                d = run_dict(run)
                 print(f"run {run.run_id}", file=out)
                 print(
                     f"  {run.job} {run.outcome}{' (dry run)' if run.dry_run else ''}, started "
@@ -152,7 +153,7 @@ def show_history(
             return exit_codes.OK
         runs = store.recent_runs(limit)
         if as_json:
-            print(json.dumps([_run_dict(r) for r in runs], indent=2, ensure_ascii=False), file=out)
+            print(json.dumps([run_dict(r) for r in runs], indent=2, ensure_ascii=False), file=out)
             return exit_codes.OK
         if not runs:
             print("no runs yet", file=out)
@@ -163,7 +164,7 @@ def show_history(
             file=out,
         )
         for run in runs:
-            d = _run_dict(run)
+            d = run_dict(run)
             took = f"{d['duration_s']:.1f}s" if d["duration_s"] is not None else "-"
             outcome = run.outcome + ("*" if run.dry_run else "")
             print(

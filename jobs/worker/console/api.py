@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from connector.errors import LockBusy, Refused, SyncError
 
+from jobs.commands.history import run_dict
 from jobs.logs import scrub
 from jobs.worker.console.app import blocking
 from jobs.worker.console.ops import JOB_CHOICES, ConsoleOps, NotFound, Stopping
@@ -150,19 +151,7 @@ def routes(ops: ConsoleOps) -> list[Route]:
 
 def run_json(run, *, report: bool = True) -> dict[str, Any]:
     """One run of the history as the API shows it (its stored report too, unless ``report=False``)."""
-    duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
-    out = {
-        "run_id": run.run_id,
-        "job": run.job,
-        "dry_run": run.dry_run,
-        "outcome": run.outcome,
-        "started_at": run.started_at.isoformat(),
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "duration_s": round(duration, 3) if duration is not None else None,
-        "counts": run.counts,
-        "conflicts": run.conflicts,
-        "errors": run.errors,
-    }
+    out = run_dict(run)
     if report:
         out["report"] = run.report
     return jsonable(out)
