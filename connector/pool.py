@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import queue
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -136,35 +137,78 @@ class Pool:
     job the log lines carry (``jobs.logs.bind_run``) follow the task onto its thread.
 
     Use as a context manager: leaving it waits for every task submitted; leaving it on an error
-    waits for the tasks running and drops the ones not started.
+    waits for the tasks running and drops the ones not started; leaving it on an interrupt (a
+    second Ctrl-C, ``KeyboardInterrupt``) or a closed generator waits for nothing.
+
+    Decision: daemon threads of our own rather than ``ThreadPoolExecutor``, whose threads the
+    interpreter joins at exit: a second Ctrl-C must end the process at once, not after the
+    requests in flight have run out their retries.
     """
 
     def __init__(self, workers: int, *, name: str = "wcsync") -> None:
         self.workers = max(1, workers)
-        self._executor = (ThreadPoolExecutor(self.workers, thread_name_prefix=name)
-                          if self.workers > 1 else None)
+        self.name = name
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
 
     def submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
         """Start ``fn(*args)``; inline (done when this returns) without threads."""
-        if self._executor is not None:
-            return self._executor.submit(contextvars.copy_context().run, fn, *args)
         future: Future[T] = Future()
-        try:
-            future.set_result(fn(*args))
-        except Exception as exc:  # handed to whoever asks the future, as a thread's would be
-            future.set_exception(exc)
+        if self.workers == 1:
+            try:
+                future.set_result(fn(*args))
+            except Exception as exc:  # handed to whoever asks the future, as a thread's would be
+                future.set_exception(exc)
+            return future
+        if len(self._threads) < self.workers:
+            thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}",
+                                      daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        self._tasks.put((future, contextvars.copy_context(), fn, args))
         return future
 
-    def close(self, *, cancel: bool = False) -> None:
-        """Wait for the tasks submitted (with ``cancel``, only for those already running)."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=cancel)
+    def _work(self) -> None:
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            future, context, fn, args = task
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = context.run(fn, *args)
+            except BaseException as exc:  # the caller's to raise, from future.result()
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+    def close(self, *, wait: bool = True, cancel: bool = False) -> None:
+        """End the threads once the tasks submitted are done (with ``cancel``, the ones not
+        started are dropped); ``wait`` for them."""
+        if cancel:
+            while True:
+                try:
+                    task = self._tasks.get_nowait()
+                except queue.Empty:
+                    break
+                if task is not None:
+                    task[0].cancel()
+        for _ in self._threads:
+            self._tasks.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
+        self._threads = []
 
     def __enter__(self) -> "Pool":
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
-        self.close(cancel=exc_type is not None)
+        if exc_type is None:
+            self.close()
+        else:
+            self.close(wait=issubclass(exc_type, Exception), cancel=True)
 
 
 def ordered(tasks: Iterable[Callable[[], T]], workers: int, *, name: str = "wcsync") -> Iterator[T]:

@@ -21,6 +21,7 @@ import math
 import re
 import threading
 import time
+from functools import partial
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import urljoin, urlsplit
 
@@ -28,6 +29,7 @@ import requests
 
 from ..errors import ApiError, AuthError, BadRequest, BadResponse, NotFound, PermissionDenied
 from ..http import HttpClient, RequestCounter, json_body
+from ..pool import ordered
 from ..retry import RetryPolicy
 from ..settings import ODATA_AUTO, CreatioSettings
 from . import metadata as metadata_module
@@ -75,7 +77,8 @@ class CreatioClient:
         self.http = HttpClient(system="creatio", base_url=settings.url, timeout_s=settings.timeout_s,
                                verify=settings.verify, retry=retry or RetryPolicy(), parse_error=parse_error,
                                auth=make_auth(settings, clock=clock), session=session, sleep=sleep,
-                               max_response_bytes=settings.max_response_mb * 2**20)
+                               max_response_bytes=settings.max_response_mb * 2**20,
+                               max_concurrency=settings.max_concurrency)
 
     @property
     def counter(self) -> RequestCounter:
@@ -399,7 +402,8 @@ class CreatioClient:
 
         The values are split with ``chunk_any_of`` so that every URL stays within
         ``settings.max_url_length`` (IIS refuses long query strings). Wrap GUID values in
-        ``odata.Guid``; a plain ``str`` is compared as text.
+        ``odata.Guid``; a plain ``str`` is compared as text. The chunks are read
+        ``settings.max_concurrency`` at a time and their rows passed on in the chunks' order.
 
         Raises:
             ValueError: one value alone does not fit in a URL.
@@ -414,10 +418,10 @@ class CreatioClient:
         params.insert(0, ("$filter", ""))
         bare = requests.Request("GET", self.http.url(self._collection(entity)), params=params).prepare().url
         budget = self.settings.max_url_length - len(bare or "") - encoded_length(prefix)
-        for chunk in chunk_any_of(column, values, max_chars=budget):
-            yield from self.iter_rows(
-                entity, select=select, filter=prefix + chunk, orderby=orderby, page_size=top
-            )
+        reads = [partial(self.list_rows, entity, select=select, filter=prefix + chunk, orderby=orderby,
+                         page_size=top) for chunk in chunk_any_of(column, values, max_chars=budget)]
+        for rows in ordered(reads, self.settings.max_concurrency, name="wcsync-lookups"):
+            yield from rows
 
 
 def _stable_order(orderby: str) -> str:

@@ -70,6 +70,7 @@ class WebitelClient:
             session=session,
             sleep=sleep,
             max_response_bytes=settings.max_response_mb * 2**20,
+            max_concurrency=settings.max_concurrency,
         )
 
     @property

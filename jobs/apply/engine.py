@@ -81,28 +81,12 @@ def batch_step(kinds: tuple[str, ...], creatio, to_op: Callable[[Action], BatchO
                                         bool(getattr(res, "already_existed", False))))
         return outcomes
 
-    return Step(kinds, run, creatio.settings.batch_size, threads(creatio))
+    return Step(kinds, run, creatio.settings.batch_size, max_concurrency(creatio))
 
 
 def max_concurrency(client) -> int:
     """The client's ``max_concurrency`` setting (1 for a client without one)."""
     return int(getattr(getattr(client, "settings", None), "max_concurrency", 1) or 1)
-
-
-def threads(client) -> int:
-    """Threads for requests through ``client``: twice its ``max_concurrency`` when the client's
-    own limiter holds that bound, else ``max_concurrency`` itself.
-
-    Decision: twice, so that a thread builds and encodes its next request (and reads the answer
-    of its last) while the others' requests are in flight, then waits for a slot to send it: the
-    slots are never idle while a thread works. Measured on the sandbox at 50 ms a round trip,
-    this took a 10,000-user import's writes from 1.4 to 1.2 times the time ``max_concurrency``
-    requests always in flight would take. The limiter, not the thread count, then holds the
-    bound; a client whose limiter holds another one gets no more threads than its setting.
-    """
-    n = max_concurrency(client)
-    limiter = getattr(getattr(client, "http", None), "limiter", None)
-    return 2 * n if n > 1 and getattr(limiter, "ceiling", None) == n else n
 
 
 def apply_plan(plan: Plan, steps: Iterable[Step], *, store, run_id: str, now: Callable[[], datetime],
@@ -140,11 +124,6 @@ def apply_plan(plan: Plan, steps: Iterable[Step], *, store, run_id: str, now: Ca
     return result
 
 
-# Decision: chunks handed to the pool ahead of the threads, per thread: two keep every thread
-# busy while this one records, and a stop drops at most that many unstarted chunks.
-QUEUED = 2
-
-
 class _Run:
     """One ``apply_plan``: what failed so far, what is in flight, and the recording of outcomes."""
 
@@ -160,11 +139,10 @@ class _Run:
     def step(self, step: Step, chunks: list[list[Action]], stop_requested: Callable[[], bool]) -> bool:
         """Run the chunks of one step, ``step.parallel`` at a time; False when a stop was asked.
 
-        Up to ``QUEUED`` times ``step.parallel`` chunks are handed to the pool, so a thread whose
-        chunk landed takes the next one at once instead of waiting for this thread, which may be
-        recording (a few milliseconds a chunk); a stop or an error drops the ones not started. A
-        chunk that depends on one handed out waits until that one is recorded, so a failure is
-        known before anything that needs it starts.
+        When chunks land, the next ones start before the landed ones are recorded: recording
+        takes a few milliseconds of this thread, which would otherwise leave a slot idle. A chunk
+        that depends on a landed one still waits for its recording (its ids stay in ``flying``
+        until then), so a failure is known before anything that needs it starts.
         """
         marks = len(self.result.outcomes), len(self.result.errors)
         self.landed = []
@@ -172,16 +150,14 @@ class _Run:
         stopped = False
         queue = enumerate(chunks)
         index, chunk = next(queue, (0, None))
-        room = step.parallel * QUEUED if step.parallel > 1 else 1
 
         def fill() -> None:
             nonlocal index, chunk, stopped
-            while chunk is not None and error is None and not stopped and len(self.in_flight) < room:
+            while chunk is not None and error is None and not stopped and len(self.in_flight) < step.parallel:
                 if any(d in self.flying for a in chunk for d in a.depends_on):
                     return  # a prerequisite is in flight: it lands first
                 if stop_requested():
                     stopped = True
-                    self.drop_queued()
                     return
                 self.start(pool, step, index, chunk)
                 index, chunk = next(queue, (0, None))
@@ -192,9 +168,8 @@ class _Run:
                 done = wait(self.in_flight, return_when=FIRST_COMPLETED).done
                 landed = [(future, self.in_flight.pop(future)) for future in list(self.in_flight)
                           if future in done]
-                if error is None and any(future.exception() for future, _ in landed):
-                    error = next(future.exception() for future, _ in landed if future.exception())
-                    self.drop_queued()
+                # A chunk that raised stops the step: nothing more starts, the rest land.
+                error = error or next((f.exception() for f, _ in landed if f.exception()), None)
                 fill()
                 error = self.land(landed) or error
                 fill()
@@ -202,13 +177,6 @@ class _Run:
         if error is not None:
             raise error
         return not stopped
-
-    def drop_queued(self) -> None:
-        """Take back the chunks handed out that no thread has started."""
-        for future in list(self.in_flight):
-            if future.cancel():
-                _, chunk = self.in_flight.pop(future)
-                self.flying.difference_update(a.id for a in chunk)
 
     def start(self, pool: Pool, step: Step, index: int, chunk: list[Action]) -> None:
         runnable = [a for a in chunk if not any(d in self.failed_ids for d in a.depends_on)]

@@ -18,7 +18,7 @@ from connector.webitel.models import WebitelUser
 from connector.creatio.objects import ObjectModel
 from connector.pool import ordered
 
-from jobs.apply.engine import ApplyResult, Outcome, Step, batch_step, threads
+from jobs.apply.engine import ApplyResult, Outcome, Step, batch_step, max_concurrency
 from jobs.plan import Action
 from jobs.plan.grants import Grant
 
@@ -54,7 +54,7 @@ def grant_row_op(action: Action, model: ObjectModel) -> BatchOp | None:
 
 def webitel_grant_step(webitel, serial_case: dict[str, str]) -> Step:
     """Grants and revocations in Webitel, one PATCH per user with its complete new list."""
-    parallel = threads(webitel)
+    parallel = max_concurrency(webitel)
 
     def run(actions: list[Action]) -> list[Outcome]:
         by_user: dict[int, list[Action]] = defaultdict(list)

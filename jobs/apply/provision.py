@@ -15,7 +15,7 @@ from connector.errors import Conflict, ConnectorError
 from connector.creatio.objects import ObjectModel
 from connector.pool import ordered
 
-from jobs.apply.engine import Outcome, Step, threads
+from jobs.apply.engine import Outcome, Step, max_concurrency
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def webitel_user_step(webitel) -> Step:
     per user, ``[webitel] max_concurrency`` at a time."""
 
     def run(actions) -> list[Outcome]:
-        return list(ordered([partial(_write_user, webitel, a) for a in actions], threads(webitel),
+        return list(ordered([partial(_write_user, webitel, a) for a in actions], max_concurrency(webitel),
                             name="wcsync-users"))
 
     return Step(("update_webitel_user", "delete_webitel_user"), run, 50)

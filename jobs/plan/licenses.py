@@ -130,7 +130,9 @@ def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[P
             continue
         actions.extend(
             _catalog_action(
-                snap.domain, lic, record_by_serial.get(serial), license_ids, used=lic.used + seats[serial]
+                snap.domain, lic, record_by_serial.get(serial), license_ids,
+                # Webitel counts seats of named licences only: a concurrent one's used stays as read.
+                used=max(0, lic.used + (0 if lic.concurrent else seats[serial])),
             )
         )
     actions.extend(revokes)
@@ -392,7 +394,7 @@ def plan_grant_change(change: GrantChange) -> Plan:
                 new={"license": serial},
             )
         )
-        used += 1
+        used += 0 if lic.concurrent else 1
     elif change.action == "revoke" and serial in change.held:
         actions.append(
             Action(
@@ -405,7 +407,7 @@ def plan_grant_change(change: GrantChange) -> Plan:
                 old={"license": serial},
             )
         )
-        used -= 1
+        used = max(0, used - (0 if lic.concurrent else 1))
     if not change.mirrored:
         return Plan(
             "licenses",

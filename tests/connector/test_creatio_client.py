@@ -429,6 +429,34 @@ def test_iter_by_values_chunks_within_max_url_length(sleeps):
     assert sum(f.count(" eq 'Łukasz") for f in filters) == len(names)
 
 
+def test_iter_by_values_reads_max_concurrency_chunks_at_once_and_keeps_their_order(sleeps):
+    import threading
+    import time
+
+    responses.post(LOGIN, json={"Code": 0}, headers=[("Set-Cookie", "BPMCSRF=c; path=/")])
+    settings = CreatioSettings(url=SITE, username="svc", password="pw-SECRET-1", max_url_length=400,
+                               odata_path="/0/odata", max_concurrency=3)
+    client = CreatioClient(settings, sleep=sleeps)
+    names = [f"Name {i:02}" for i in range(40)]
+    state, lock = {"now": 0, "peak": 0}, threading.Lock()
+
+    def callback(request):
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        wanted = parse_qs(urlsplit(request.url).query)["$filter"][0]
+        time.sleep(0.02 if "'Name 00'" in wanted else 0.005)  # the first chunk answers last
+        with lock:
+            state["now"] -= 1
+        found = [{"Id": guid(i), "Name": n} for i, n in enumerate(names) if f"'{n}'" in wanted]
+        return 200, {}, json.dumps({"value": found, "@odata.count": len(found)})
+
+    responses.add_callback(responses.GET, f"{ODATA}/Contact", callback=callback)
+    rows = list(client.iter_by_values("Contact", "Name", names, select=["Name"]))
+    assert [r["Name"] for r in rows] == names
+    assert len(data_calls()) > 3 and state["peak"] == 3
+
+
 def test_iter_by_values_with_no_values_sends_nothing(client):
     assert list(client.iter_by_values("Contact", "Name", [], select=["Name"])) == []
 

@@ -174,6 +174,36 @@ def test_a_consumer_that_stops_reading_leaves_the_rest_unstarted():
     assert len(started) <= 5
 
 
+def test_leaving_on_an_error_waits_for_the_running_tasks_and_drops_the_others():
+    ran, release = [], threading.Event()
+
+    def task(n):
+        def run():
+            release.wait(5)
+            ran.append(n)
+
+        return run
+
+    with pytest.raises(errors.BadResponse):
+        with Pool(2) as pool:
+            futures = [pool.submit(task(n)) for n in range(6)]
+            time.sleep(0.05)  # the first two are running
+            threading.Timer(0.1, release.set).start()  # once the pool is being left
+            raise errors.BadResponse("the caller broke")
+    assert sorted(ran) == [0, 1] and all(f.cancelled() for f in futures[2:])
+
+
+def test_a_second_ctrl_c_leaves_at_once_without_waiting_for_the_requests_in_flight():
+    release = threading.Event()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        with Pool(2) as pool:
+            pool.submit(release.wait, 10)
+            raise KeyboardInterrupt
+    assert time.monotonic() - started < 1
+    release.set()
+
+
 def test_tasks_run_in_a_copy_of_the_callers_context():
     var = contextvars.ContextVar("run", default="none")
     var.set("run-7")
