@@ -9,7 +9,6 @@ session's CSRF token on every ``POST``.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from datetime import datetime
 from typing import Any, Awaitable, Callable
@@ -25,6 +24,7 @@ from starlette.templating import Jinja2Templates
 from connector.errors import LockBusy, Refused, SyncError
 
 from jobs.logs import scrub
+from jobs.read.lookup import pages as page_count
 from jobs.worker.console.access import COOKIE, Access, Session
 from jobs.worker.console.app import blocking
 from jobs.worker.console.ops import JOB_CHOICES, ConsoleOps, NotFound, Stopping
@@ -308,21 +308,18 @@ def routes(ops: ConsoleOps, access: Access) -> list[Route]:
 
     # --- licences --------------------------------------------------------------------------
 
+    def unreadable(request: Request, session: Session, exc: SyncError) -> Response:
+        """The licence pages' answer when Webitel cannot be read."""
+        return render(request, session, "message.html", 502, section="licenses", title="Licences",
+                      text=f"Webitel cannot be read: {scrub(str(exc))}")
+
     async def registry(request: Request, session: Session, form: FormData | None) -> Response:
         search, product = _query(request, "search"), _query(request, "product")
         try:
             rows = await blocking(ops.registry, search=search, product=product)
             products = await blocking(ops.products)
         except SyncError as exc:
-            return render(
-                request,
-                session,
-                "message.html",
-                502,
-                section="licenses",
-                title="Licences",
-                text=f"Webitel cannot be read: {scrub(str(exc))}",
-            )
+            return unreadable(request, session, exc)
         return render(
             request,
             session,
@@ -341,16 +338,8 @@ def routes(ops: ConsoleOps, access: Access) -> list[Route]:
             columns, rows = await blocking(ops.matrix, search=search, product=product)
             products = await blocking(ops.products)
         except SyncError as exc:
-            return render(
-                request,
-                session,
-                "message.html",
-                502,
-                section="licenses",
-                title="Licences",
-                text=f"Webitel cannot be read: {scrub(str(exc))}",
-            )
-        pages = max(1, math.ceil(len(rows) / MATRIX_PAGE))
+            return unreadable(request, session, exc)
+        pages = page_count(len(rows), MATRIX_PAGE)
         number = min(max(_int(request.query_params.get("page"), 1), 1), pages)
         shown = rows[(number - 1) * MATRIX_PAGE : number * MATRIX_PAGE]
         here = "/licenses/users?" + urlencode(
