@@ -44,9 +44,11 @@ class UserPlanOptions:
     # ahead even over the cap (``run --allow-deactivations N``).
     approved_deactivations: int = 0
     required_fields: frozenset[str] = frozenset()  # the record fields the site requires
-    # On demand (``run --user``): the snapshot holds only these users, so nothing is taken for
-    # vanished or deleted, and no record awaiting provisioning is looked at.
+    # A scoped snapshot (an incremental cycle, ``run --user``) holds only some users: nothing is
+    # taken for vanished or deleted. ``provision_records``: the records awaiting provisioning in the
+    # snapshot are planned (an incremental cycle reads the new ones; ``run --user`` looks at none).
     scoped: bool = False
+    provision_records: bool = True
     provisioning: ProvisionOptions = ProvisionOptions(enabled=False)
 
 
@@ -183,7 +185,7 @@ class _Builder:
 
     def _provision(self, planned) -> None:
         p = self.o.provisioning
-        if not p.enabled or self.o.scoped:
+        if not p.enabled or not self.o.provision_records:
             return
         adopted = {found.record.id for _, _, found in planned if found.record is not None}
         linked = set(self.s.links.values())
@@ -199,6 +201,8 @@ class _Builder:
             for u in self.s.users
             if extension_key(u.extension)
         }
+        for ext, holders in self.s.outside_holders.items():  # Webitel users outside a scoped snapshot
+            webitel_ext.setdefault(extension_key(ext), holders[0])
         record_ext: dict[str, list[str]] = {}
         for record in self.s.records:
             if record.active is not False and extension_key(record.extension):

@@ -18,12 +18,13 @@ from jobs.apply.users import user_links, user_steps
 from jobs.config import AppConfig, duration_s
 from jobs.plan import UserPlanOptions, plan_users
 from jobs.plan.provision import ProvisionOptions
-from jobs.plan.resolutions import split_ignored
+from jobs.plan.resolutions import carry_over, split_ignored
 from jobs.read.snapshots import AgreedFields
 from jobs.read.changes import read_changes, read_scoped, updated_ms
 from jobs.read.lookup import ReadStats
 from jobs.read.users import read_users_snapshot
 from jobs.report import RunReport
+from jobs.sync.resolutions import earlier_conflicts
 from jobs.sync.recording import (budget_guard, record_plan_events, recorded_run, refuse, utcnow,
                                  webitel_domain)
 
@@ -90,7 +91,8 @@ def run_users(
         links, baselines = load_links(store)
         linked_contacts = {wid: r["contact_id"] for wid, r in store.resolutions("link").items()}
         started = clock()
-        mode = cycle_mode(config, store, started, full=full)
+        # An approved run is there to apply what a full read refused: it reads everything.
+        mode = cycle_mode(config, store, started, full=full or bool(approve))
         options = user_plan_options(config, approve)
         snapshot = None
         if mode == "incremental":
@@ -126,6 +128,12 @@ def run_users(
             newest = max((updated_ms(u) for u in snapshot.users), default=0)
         report.details["mode"] = mode
         plan = plan_users(snapshot, options)
+        if options.scoped:
+            # The conflicts of users this cycle did not read are still there: carried, so that
+            # every view of the latest run (history, console, exit code) keeps showing them.
+            scope = {str(u.id) for u in snapshot.users} | {f"record:{r.id}" for r in snapshot.records}
+            plan, carried = carry_over(plan, earlier_conflicts(store, "users"), scope)
+            report.details["carried_conflicts"] = carried
         report.plan, report.ignored = split_ignored(plan, store.resolutions("ignore"))
         if approve:
             report.details["approved"] = dict(approve)

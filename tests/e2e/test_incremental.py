@@ -34,13 +34,28 @@ def synced(make_sandbox, make_config):
     return make
 
 
+def free_extension(box) -> str:
+    taken = {u["extension"] for u in box.webitel_app.all_users(include_deleted=True)}
+    taken |= {r["Extension"] for r in box.creatio_app.rows("WebitelUser")}
+    return next(str(n) for n in range(7100, 9999) if str(n) not in taken)
+
+
+def conflicts(report) -> list[tuple]:
+    return sorted((c.kind, c.user, c.webitel_id, c.others) for c in report.plan.conflicts)
+
+
 def test_an_idle_incremental_cycle_reads_almost_nothing(synced):
     box, config = synced()
+    full = run_job(config, dry_run=True, full=True)
     box.webitel.stats.reset()
     box.creatio.stats.reset()
     report = run_job(config)
     assert report.details["mode"] == "incremental"
     assert report.plan.actions == ()
+    # The conflicts of users it did not read are still open: the same as a full read sees.
+    assert full.plan.conflicts and conflicts(report) == conflicts(full)
+    assert report.details["carried_conflicts"] == len(full.plan.conflicts)
+    assert report.outcome == "conflicts"
     assert box.webitel.stats.total() <= 3 and box.creatio.stats.total() <= 8, (
         box.webitel.stats.total(), box.creatio.stats.total())
 
@@ -69,7 +84,49 @@ def test_an_incremental_plan_still_refuses_an_extension_held_by_anyone_else(sync
     webitel_client(config).patch_user(user["id"], {"extension": "6999"})
     report = run_job(config)
     assert report.details["mode"] == "incremental"
-    assert [(c.kind, c.webitel_id) for c in report.plan.conflicts] == [("duplicate_extension", user["id"])]
+    fresh = [(c.kind, c.webitel_id) for c in report.plan.conflicts[:len(report.plan.conflicts)
+                                                                   - report.details["carried_conflicts"]]]
+    # The record is no one's yet (provisioning would create it, but it has no username).
+    assert sorted(fresh, key=str) == [("duplicate_extension", user["id"]), ("missing_username", None)]
+    assert conflicts(report) == conflicts(run_job(config, dry_run=True, full=True))
+
+
+def test_a_record_made_for_provisioning_is_created_by_an_incremental_cycle(synced):
+    box, config = synced()
+    taken = {u["email"].casefold() for u in box.webitel_app.all_users(include_deleted=True) if u["email"]}
+    used = {r["ContactId"] for r in box.creatio_app.rows("WebitelUser")}
+    contact = next(c for c in box.creatio_app.rows("Contact")
+                   if c["Email"] and c["Email"].casefold() not in taken and c["Id"] not in used)
+    ext = free_extension(box)
+    made = admin_create(box, "WebitelUser", {"Name": contact["Name"], "Username": "inc.agent",
+                                             "Extension": ext, "ContactId": contact["Id"], "Active": True})
+    report = run_job(config)
+    assert report.details["mode"] == "incremental"
+    assert [a.kind for a in report.plan.actions if a.object == "WebitelAccount"] == ["create_webitel_user"]
+    assert report.errors == []
+    user = box.webitel_app.user_by_username("inc.agent")
+    assert user["extension"] == ext
+    written = {r["Id"]: r for r in box.creatio_app.rows("WebitelUser")}[made["Id"]]
+    assert written["WebitelId"] == str(user["id"])
+    again = run_job(config)
+    assert again.details["mode"] == "incremental" and again.plan.actions == ()
+
+
+def test_an_incremental_cycle_refuses_a_new_record_whose_extension_or_username_is_taken(synced):
+    box, config = synced()
+    quiet = [u for u in box.webitel_app.all_users() if u["extension"]]
+    admin_create(box, "WebitelUser", {"Name": "Taken Ext", "Username": "taken.ext",
+                                      "Extension": quiet[0]["extension"], "Active": True})
+    admin_create(box, "WebitelUser", {"Name": "Taken Name", "Username": quiet[1]["username"].upper(),
+                                      "Extension": free_extension(box), "Active": True})
+    report = run_job(config)
+    assert report.details["mode"] == "incremental"
+    assert not [a for a in report.plan.actions if a.kind == "create_webitel_user"]
+    assert box.webitel_app.user_by_username("taken.ext") is None
+    # Exactly what a full read plans for them.
+    full = run_job(config, dry_run=True, full=True)
+    assert conflicts(report) == conflicts(full)
+    assert [a.as_dict() for a in report.plan.actions] == [a.as_dict() for a in full.plan.actions]
 
 
 def test_a_server_that_ignores_sort_makes_the_cycle_read_everything(synced):
