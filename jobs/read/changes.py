@@ -51,7 +51,7 @@ class Changes:
 
     users: list[WebitelUser] = field(default_factory=list)
     records: list[WebitelUserRecord] = field(default_factory=list)
-    newest_ms: int = 0  # the newest Webitel ``updated_at`` seen (the next watermark)
+    resolved: list[int] = field(default_factory=list)  # users to plan again (resolved since)
     fallback: str = ""  # non-empty: read everything, and say why
     requests: dict[str, int] = field(default_factory=dict)
 
@@ -69,7 +69,7 @@ def updated_ms(user: WebitelUser) -> int:
 def read_changes(webitel, creatio, model: ObjectModel, *, since_ms: int, since_modified: datetime,
                  margin_s: float) -> Changes:
     """The Webitel users and Creatio records changed since the watermarks (minus ``margin_s``)."""
-    changes = Changes(newest_ms=since_ms)
+    changes = Changes()
     threshold = since_ms - int(margin_s * 1000)
     previous: int | None = None
     seen, reached = 0, False
@@ -92,7 +92,6 @@ def read_changes(webitel, creatio, model: ObjectModel, *, since_ms: int, since_m
                 break
             continue
         changes.users.append(item)
-        changes.newest_ms = max(changes.newest_ms, stamp)
     table = model.webitel_user
     moment = (since_modified - timedelta(seconds=margin_s)).astimezone(timezone.utc)
     for row in creatio.iter_rows(table.entity, select=WebitelUserRecord.columns(model),
@@ -122,8 +121,9 @@ def read_scoped(webitel, creatio, model: ObjectModel, changes: Changes, *, domai
     # A record this product wrote last cycle changed too (ModifiedOn): when its name and extension
     # are the values both sides agreed on, it is that echo, not an administrator's edit.
     changes.records = [r for r in changes.records if not _echo(r, by_record, baselines)]
-    wanted = sorted({int(w) for r in changes.records
-                     if (w := r.webitel_id or by_record.get(r.id, "")) and str(w).isdigit()} - set(by_id))
+    wanted = sorted(({int(w) for r in changes.records
+                      if (w := r.webitel_id or by_record.get(r.id, "")) and str(w).isdigit()}
+                     | set(changes.resolved)) - set(by_id))
     for start in range(0, len(wanted), ID_CHUNK):
         chunk = wanted[start:start + ID_CHUNK]
         by_id.update({u.id: u for u in webitel.iter_users(id=chunk, fields=CHANGE_FIELDS)

@@ -24,8 +24,9 @@ def wall_ms() -> int:
 def synced(make_sandbox, make_config):
     def make(**options):
         box = make_sandbox(300, seed=91, webitel_options={"now_ms": wall_ms, **options})
-        # No margin: the sandbox's clocks agree with themselves, and its seeded users all share one
-        # updated_at, which a margin would take for changed in every cycle.
+        # No margin: the sandbox's clocks are this machine's, and these cycles come seconds apart,
+        # where a margin would read again what the cycle before wrote (as it does for real for
+        # the first minutes after a cycle).
         config = make_config(box, sync={"full_every": "24h", "watermark_margin_s": 0})
         first = run_job(config)
         assert first.details["mode"] == "full"
