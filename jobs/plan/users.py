@@ -339,10 +339,13 @@ class _Builder:
         }
         if extension_refused:
             to_webitel.pop("extension", None)
+        # A refused extension was agreed on by no one: the baseline keeps the one agreed before,
+        # so the next run sees the same edit (and the same conflict) instead of undoing it.
+        old_base = self.s.baselines.get(str(user.id))
         agreed = {
             "name": fields.get("name", facts.name),
-            "extension": facts.extension
-            if not extension_refused
+            "extension": facts.extension if not extension_refused
+            else _as_dict(old_base)["extension"] if old_base
             else (record.extension if record is not None else ""),
         }
         if to_webitel:
@@ -354,7 +357,6 @@ class _Builder:
             )
         # Until the Webitel side agrees, the link keeps the old baseline (a failed PATCH must not
         # make the next run mistake the admin's Creatio edit for the older value).
-        old_base = self.s.baselines.get(str(user.id))
         link_extra = agreed if not to_webitel else (_as_dict(old_base) if old_base else None)
         key = f"webitel_user:{user.id}"
         if record is None:
@@ -496,7 +498,7 @@ class _Builder:
             for user, _, _ in planned
         }
         claims = [
-            Claim(user.id, label, wanted[user.id], found.record)
+            Claim(user.id, label, wanted[user.id], found.record, tidy(user.extension))
             for user, label, found in planned
             if wanted[user.id]
         ]

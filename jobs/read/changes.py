@@ -142,9 +142,13 @@ def read_scoped(webitel, creatio, model: ObjectModel, changes: Changes, *, domai
                          name="wcsync-read"):
         by_id.update({u.id: u for u in found})
     # Every Webitel holder of the extensions in play joins the scope too: uniqueness is checked,
-    # and a clash reported on both sides, exactly as in a full read.
-    exts = sorted({tidy(x.extension) for x in (*by_id.values(), *waiting) if tidy(x.extension)})
-    for found in _holders(webitel, exts):
+    # and a clash reported on both sides, exactly as in a full read. Webitel keeps an extension
+    # unique per domain (``wbt_user_extension_uindex``), so an extension a user in the scope holds
+    # has no other Webitel holder: only the extensions Creatio asks for are looked up.
+    exts = sorted({tidy(x.extension) for x in (*by_id.values(), *changes.records, *waiting)
+                   if tidy(x.extension)})
+    held = {extension_key(u.extension) for u in by_id.values() if extension_key(u.extension)}
+    for found in _holders(webitel, [e for e in exts if extension_key(e) not in held]):
         by_id.update({u.id: u for u in found})
     # A user whose name cannot be looked up is its own error, as in a full read.
     users, unsearchable = searchable(creatio, [by_id[k] for k in sorted(by_id)])

@@ -89,7 +89,8 @@ def test_an_incremental_plan_still_refuses_an_extension_held_by_anyone_else(sync
                                                                    - report.details["carried_conflicts"]]]
     # The record is no one's yet (provisioning would create it, but it has no username).
     assert sorted(fresh, key=str) == [("duplicate_extension", user["id"]), ("missing_username", None)]
-    assert conflicts(report) == conflicts(run_job(config, dry_run=True, full=True))
+    full = run_job(config, dry_run=True, full=True)
+    assert conflicts(report) == conflicts(full) and full.plan.actions == ()  # the edit is not undone
 
 
 def test_a_record_made_for_provisioning_is_created_by_an_incremental_cycle(synced):
@@ -126,7 +127,7 @@ def test_an_incremental_cycle_refuses_a_new_record_whose_extension_or_username_i
     assert box.webitel_app.user_by_username("taken.ext") is None
     # Exactly what a full read plans for them.
     full = run_job(config, dry_run=True, full=True)
-    assert conflicts(report) == conflicts(full)
+    assert conflicts(report) == conflicts(full) and full.plan.actions == ()  # the edit is not undone
     assert [a.as_dict() for a in report.plan.actions] == [a.as_dict() for a in full.plan.actions]
 
 
@@ -150,3 +151,21 @@ def test_a_deletion_is_caught_by_the_full_read_not_by_an_incremental_one(synced)
     full = run_job(config, full=True)
     assert full.details["mode"] == "full"
     assert [(a.kind, a.webitel_id) for a in full.plan.actions] == [("deactivate_record", gone["id"])]
+
+
+def test_an_extension_edited_in_creatio_to_one_an_untouched_webitel_user_holds_is_refused(synced):
+    box, config = synced()
+    records = {r["WebitelId"]: r for r in box.creatio_app.rows("WebitelUser") if r["WebitelId"]}
+    edited, holder = [u for u in box.webitel_app.all_users()
+                      if str(u["id"]) in records and u["extension"]][:2]
+    creatio_client(config).update("WebitelUser", records[str(edited["id"])]["Id"],
+                                  {"Extension": holder["extension"]})
+    report = run_job(config)
+    assert report.details["mode"] == "incremental"
+    assert box.webitel_app.user(edited["id"])["extension"] == edited["extension"]  # not written
+    # The Webitel holder keeps it; the edit is refused, named against the holder.
+    (clash,) = [c for c in report.plan.conflicts
+                if c.kind == "duplicate_extension" and c.webitel_id == edited["id"]]
+    assert clash.others == (f"{holder['username']} (id {holder['id']})",)
+    full = run_job(config, dry_run=True, full=True)
+    assert conflicts(report) == conflicts(full) and full.plan.actions == ()  # the edit is not undone
