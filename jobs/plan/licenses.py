@@ -101,7 +101,7 @@ def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[P
     granted, refusals = _refuse(snap, merge, catalog)
     conflicts.extend(refusals)
     revokes = _revocations(snap, merge, rows_by_grant)
-    total = len(sets.webitel | sets.creatio)
+    total = len(sets.webitel | sets.creatio) + snap.outside_grants
     limit = min(options.max_revocations, math.ceil(options.max_revocation_share * total))
     limit = max(limit, options.approved_revocations)
     guard = None

@@ -66,23 +66,22 @@ def updated_ms(user: WebitelUser) -> int:
     return to_ms(moment)
 
 
-def read_changes(webitel, creatio, model: ObjectModel, *, since_ms: int, since_modified: datetime,
-                 margin_s: float) -> Changes:
-    """The Webitel users and Creatio records changed since the watermarks (minus ``margin_s``)."""
-    changes = Changes()
+def changed_users(webitel, *, since_ms: int, margin_s: float,
+                  fields: tuple[str, ...] = CHANGE_FIELDS) -> tuple[list[WebitelUser], str]:
+    """The Webitel users changed since ``since_ms`` (less the margin), newest first, or why the
+    cycle must read everything instead (non-empty second value)."""
+    users: list[WebitelUser] = []
     threshold = since_ms - int(margin_s * 1000)
     previous: int | None = None
     seen, reached = 0, False
-    for item in webitel.iter_users(fields=CHANGE_FIELDS, sort="-updated_at", page_size=CHANGE_PAGE):
+    for item in webitel.iter_users(fields=fields, sort="-updated_at", page_size=CHANGE_PAGE):
         seen += 1
         if not isinstance(item, WebitelUser):
-            changes.fallback = "a changed user could not be read; the full read reports it"
-            return changes
+            return users, "a changed user could not be read; the full read reports it"
         stamp = updated_ms(item)
         if previous is not None and stamp > previous:
-            changes.fallback = ("Webitel did not sort users by updated_at (sort=-updated_at): an "
-                                "incremental read cannot be trusted, so everything was read")
-            return changes
+            return users, ("Webitel did not sort users by updated_at (sort=-updated_at): an "
+                           "incremental read cannot be trusted, so everything was read")
         previous = stamp
         # Seen by the last cycle (the margin re-reads its last moments). The rest of the page read
         # is still checked for order: a server that ignored sort shows itself there.
@@ -91,11 +90,26 @@ def read_changes(webitel, creatio, model: ObjectModel, *, since_ms: int, since_m
             if seen % CHANGE_PAGE == 0:
                 break
             continue
-        changes.users.append(item)
+        users.append(item)
+    return users, ""
+
+
+def modified_since(since: datetime, margin_s: float) -> str:
+    """The ``$filter`` of rows changed since ``since`` less the margin (UTC)."""
+    moment = (since - timedelta(seconds=margin_s)).astimezone(timezone.utc)
+    return f"ModifiedOn gt {odata.datetime_literal(moment)}"
+
+
+def read_changes(webitel, creatio, model: ObjectModel, *, since_ms: int, since_modified: datetime,
+                 margin_s: float) -> Changes:
+    """The Webitel users and Creatio records changed since the watermarks (minus ``margin_s``)."""
+    changes = Changes()
+    changes.users, changes.fallback = changed_users(webitel, since_ms=since_ms, margin_s=margin_s)
+    if changes.fallback:
+        return changes
     table = model.webitel_user
-    moment = (since_modified - timedelta(seconds=margin_s)).astimezone(timezone.utc)
     for row in creatio.iter_rows(table.entity, select=WebitelUserRecord.columns(model),
-                                 filter=f"ModifiedOn gt {odata.datetime_literal(moment)}"):
+                                 filter=modified_since(since_modified, margin_s)):
         try:
             changes.records.append(WebitelUserRecord.from_row(row, model))
         except RecordError:

@@ -185,18 +185,24 @@ def aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-WEBITEL_MARK, CREATIO_MARK, FULL_AT = "watermark.users.webitel_ms", "watermark.users.creatio", "full.users.at"
+def marks(job: str) -> tuple[str, str, str]:
+    """The state keys of a job's watermarks (Webitel ms, Creatio time) and of its last full read."""
+    return f"watermark.{job}.webitel_ms", f"watermark.{job}.creatio", f"full.{job}.at"
 
 
-def cycle_mode(config: AppConfig, store, now: datetime, *, full: bool = False) -> str:
-    """``full`` when asked, before the first cycle, or when the last full read is older than
+WEBITEL_MARK, CREATIO_MARK, FULL_AT = marks("users")
+
+
+def cycle_mode(config: AppConfig, store, now: datetime, *, full: bool = False, job: str = "users") -> str:
+    """``full`` when asked, before the job's first cycle, or when its last full read is older than
     ``[sync] full_every``; else ``incremental``."""
-    last_full = store.get_value(FULL_AT)
+    webitel_mark, creatio_mark, full_at = marks(job)
+    last_full = store.get_value(full_at)
     if (
         full
         or not last_full
-        or store.get_value(WEBITEL_MARK) is None
-        or store.get_value(CREATIO_MARK) is None
+        or store.get_value(webitel_mark) is None
+        or store.get_value(creatio_mark) is None
     ):
         return "full"
     age = (now - datetime.fromisoformat(last_full)).total_seconds()

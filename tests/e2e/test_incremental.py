@@ -169,3 +169,67 @@ def test_an_extension_edited_in_creatio_to_one_an_untouched_webitel_user_holds_i
     assert clash.others == (f"{holder['username']} (id {holder['id']})",)
     full = run_job(config, dry_run=True, full=True)
     assert conflicts(report) == conflicts(full) and full.plan.actions == ()  # the edit is not undone
+
+
+# ---- the licences job -----------------------------------------------------------------------------
+
+def licence_cycle(synced):
+    box, config = synced()
+    first = run_job(config, "licenses")
+    assert first.details["mode"] == "full"
+    time.sleep(0.01)
+    return box, config
+
+
+def same_plan(config):
+    """The incremental plan (dry) and a full read's (dry) of the same state: they must agree."""
+    quick = run_job(config, "licenses", dry_run=True)
+    full = run_job(config, "licenses", dry_run=True, full=True)
+    assert quick.details["mode"] == "incremental", quick.details.get("fallback")
+    assert [a.as_dict() for a in quick.plan.actions] == [a.as_dict() for a in full.plan.actions]
+    assert conflicts(quick) == conflicts(full)
+    return quick
+
+
+def test_an_idle_incremental_licence_sync_reads_almost_nothing(synced):
+    box, config = licence_cycle(synced)
+    box.webitel.stats.reset()
+    box.creatio.stats.reset()
+    report = run_job(config, "licenses")
+    assert report.details["mode"] == "incremental" and report.plan.actions == ()
+    assert box.webitel.stats.total() <= 3 and box.creatio.stats.total() <= 8, (
+        box.webitel.stats.requests, box.creatio.stats.requests)
+
+
+def test_grants_changed_on_either_side_travel_in_an_incremental_licence_sync(synced):
+    box, config = licence_cycle(synced)
+    records = {r["WebitelId"]: r["Id"] for r in box.creatio_app.rows("WebitelUser") if r["WebitelId"]}
+    catalog = {l["id"]: l for l in box.webitel_app.licenses()}
+    named = next(l for l in catalog.values() if not l["competitive"] and l["remain"] > 2
+                 and l["id"] != box.data.notes["expired_license"])
+    held = [u for u in box.webitel_app.all_users() if str(u["id"]) in records and u["license"]]
+    revoked = held[0]
+    webitel_client(config).set_user_licenses(revoked["id"], revoked["license"][1:])
+    taker = next(u for u in box.webitel_app.all_users()
+                 if str(u["id"]) in records and named["id"] not in u["license"] and u["id"] != revoked["id"])
+    lic_row = next(r for r in box.creatio_app.rows("WebitelLicense") if r["Serial"] == named["id"])
+    admin_create(box, "WebitelUserLicense", {"UserId": records[str(taker["id"])], "LicenseId": lic_row["Id"]})
+    planned = same_plan(config)
+    assert {(a.kind, a.webitel_id) for a in planned.plan.actions if a.kind != "update_license"} >= {
+        ("delete_grant_row", revoked["id"]), ("grant_webitel", taker["id"])}
+    report = run_job(config, "licenses")
+    assert report.details["mode"] == "incremental" and report.outcome == "in_sync"
+    assert named["id"] in box.webitel_app.user(taker["id"])["license"]
+    assert run_job(config, "licenses").plan.actions == ()
+
+
+def test_a_row_deleted_in_creatio_makes_the_licence_sync_read_everything(synced):
+    box, config = licence_cycle(synced)
+    records = {r["Id"]: r["WebitelId"] for r in box.creatio_app.rows("WebitelUser") if r["WebitelId"]}
+    row = next(g for g in box.creatio_app.rows("WebitelUserLicense") if g["UserId"] in records)
+    creatio_client(config).delete("WebitelUserLicense", row["Id"])
+    report = run_job(config, "licenses")
+    assert report.details["mode"] == "full" and "deleted in Creatio" in report.details["fallback"]
+    assert [a.kind for a in report.plan.actions if a.kind == "revoke_webitel"] == ["revoke_webitel"]
+    again = run_job(config, "licenses")
+    assert again.details["mode"] == "incremental" and again.plan.actions == ()
