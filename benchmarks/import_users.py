@@ -36,8 +36,11 @@ sys.path.insert(0, str(ROOT))
 from sandbox.faults import Faults  # noqa: E402
 from sandbox.harness import start_sandbox, to_toml  # noqa: E402
 
-PHASES = ("import", "first incremental", "idle incremental", "1% changed incremental", "licences, first sync",
+PHASES = ("import", "first re-run", "idle re-run", "1% changed re-run", "licences, first sync",
           "licences, no-op", "licences, 1% changed")
+
+
+PRODUCT = ROOT  # the product measured: this tree, or another checkout (--product)
 
 
 def run_product(config_path: Path, job: str) -> tuple[dict, float, float, float]:
@@ -48,6 +51,8 @@ def run_product(config_path: Path, job: str) -> tuple[dict, float, float, float]
         [
             sys.executable,
             str(ROOT / "benchmarks" / "measure_run.py"),
+            "--product",
+            str(PRODUCT),
             "--config",
             str(config_path),
             "run",
@@ -55,7 +60,7 @@ def run_product(config_path: Path, job: str) -> tuple[dict, float, float, float]
             job,
             "--json",
         ],
-        cwd=ROOT,
+        cwd=PRODUCT,
         capture_output=True,
         text=True,
         timeout=3600,
@@ -148,13 +153,15 @@ def bench(users: int, seed: int, latency_ms: float, concurrency: int, settings: 
                            faults_creatio=faults) as box:
             setup = time.perf_counter() - made
             config = box.config(state_url=f"sqlite:///{Path(folder) / 'state.sqlite'}")
-            config["creatio"]["max_concurrency"] = concurrency
-            config["webitel"]["max_concurrency"] = concurrency
+            if PRODUCT == ROOT:  # an older checkout may not know these settings
+                config["creatio"]["max_concurrency"] = concurrency
+                config["webitel"]["max_concurrency"] = concurrency
             # The 1% revoked in Creatio must not stop at the revocation brake: it is not measured here.
             config["licenses"] = {"max_revocations": 10 * users, "max_revocation_share": 1.0}
             # The phases come seconds apart; real cycles come minutes apart, past the margin (a
             # cycle within it reads again what the one before wrote). --set puts it back.
-            config.setdefault("sync", {})["watermark_margin_s"] = 0
+            if PRODUCT == ROOT:
+                config.setdefault("sync", {})["watermark_margin_s"] = 0
             for setting in settings:
                 name, _, value = setting.partition("=")
                 section, _, key = name.partition(".")
@@ -244,8 +251,13 @@ def main() -> None:
     parser.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[],
                         help="a setting of the product's config, e.g. sync.full_every=24h (repeatable)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--product", type=Path, default=ROOT,
+                        help="the checkout of the product to measure (default: this one), e.g. a git worktree "
+                             "of an older commit for before/after figures; the sandbox is always this one's")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    global PRODUCT
+    PRODUCT = args.product.resolve()
     table = columns(args.latency_ms)
     all_rows = []
     if not args.json:
