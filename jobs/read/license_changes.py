@@ -9,7 +9,8 @@ Creatio: the "User Licenses" rows changed since the watermark (``ModifiedOn``) a
 rows expected are those counted at the end of the last licences run plus the rows created since
 (changed rows created after that end, less the rows that run already saw and the rows this product
 writes, whose Ids are its own). Any other count means rows were deleted (or one was added between
-two requests): the cycle then reads everything and says so.
+two requests): the cycle then reads the table's rows whole (a few columns, ``find_deleted``) to
+find the users whose agreed grants lost their row, not every user's grants in Webitel.
 
 The scope is the changed users and the users of the changed rows; for them both sides' grants and
 the baseline are read, and the catalog whole (a few dozen licences), so the plan and its refusals
@@ -43,6 +44,9 @@ class LicenseChanges:
     rows: list[GrantRecord] = field(default_factory=list)  # changed rows this product did not write
     total_rows: int = 0
     created: list[tuple[str, datetime]] = field(default_factory=list)  # others' rows: Id, CreatedOn
+    missing: str = ""  # non-empty: the count shows rows deleted (``find_deleted`` finds whose)
+    vanished: set[str] = field(default_factory=set)  # users some of whose baseline rows are gone
+    all_rows: list[GrantRecord] | None = None  # the whole table, when it was read to find them
 
 
 @dataclass(frozen=True)
@@ -89,12 +93,42 @@ def read_license_changes(webitel, creatio, model: ObjectModel, *, domain: str, s
     edge = seen.ended_at - timedelta(seconds=margin_s)
     added = sum(1 for rid, created in changes.created if created > edge and rid not in seen.recent_ids)
     if changes.total_rows != seen.count + added:
-        changes.fallback = (
+        changes.missing = (
             f"the User Licenses table has {changes.total_rows} rows where {seen.count + added} "
-            "were expected: rows were deleted in Creatio since the last licence sync (a "
-            "deletion shows in no filter), so everything was read"
+            "were expected: rows were deleted in Creatio since the last licence sync"
         )
     return changes
+
+
+def find_deleted(
+    creatio,
+    model: ObjectModel,
+    changes: LicenseChanges,
+    *,
+    baseline: set[tuple[str, str]],
+    record_wids: dict[str, str],
+    serials: dict[str, str],
+) -> str:
+    """The users some of whose agreed grants lost their row in Creatio (``changes.vanished``), from
+    the whole "User Licenses" table (a few columns: the rows, not the users' grants in Webitel).
+
+    Returns why a full read must be made instead ("" when the users were found).
+    """
+    held: set[tuple[str, str]] = set()
+    rows: list[GrantRecord] = []
+    for raw in creatio.iter_rows(model.webitel_user_license.entity, select=GrantRecord.columns(model)):
+        try:
+            row = GrantRecord.from_row(raw, model)
+        except RecordError:
+            return "a User Licenses row could not be read; the full read reports it"
+        rows.append(row)
+        wid, serial = record_wids.get(row.user_id or ""), serials.get(row.license_id or "")
+        if wid is not None and serial is not None:
+            held.add((wid, serial))
+    linked = set(record_wids.values())
+    changes.vanished = {wid for wid, serial in baseline if wid in linked and (wid, serial) not in held}
+    changes.all_rows = rows
+    return ""
 
 
 def own_row(row: GrantRecord, domain: str, record_wids: dict[str, str], serials: dict[str, str]) -> bool:
@@ -136,7 +170,9 @@ def read_license_scope(
                 "a changed User Licenses row refers to a record no Webitel user is linked to; "
                 "the full read reports it"
             )
-    scope = set(changes.users) | {record_wids[r.user_id] for r in changes.rows if r.user_id}
+    scope = (
+        set(changes.users) | {record_wids[r.user_id] for r in changes.rows if r.user_id} | changes.vanished
+    )
     users = dict(changes.users)
     wanted = sorted(int(w) for w in scope - set(users))
     for start in range(0, len(wanted), ID_CHUNK):
@@ -152,17 +188,21 @@ def read_license_scope(
     rids = {wid: rid for rid, wid in record_wids.items() if wid in scope}
     grant = model.webitel_user_license
     invalid: list[Issue] = []
-    rows = []
-    for raw in creatio.iter_by_values(
-        grant.entity,
-        grant.user,
-        [odata.Guid(r) for r in sorted(rids.values())],
-        select=GrantRecord.columns(model),
-    ):
-        try:
-            rows.append(GrantRecord.from_row(raw, model))
-        except RecordError as exc:
-            invalid.append(Issue("invalid_record", str(exc), field=exc.field))
+    wanted_rows = set(rids.values())
+    if changes.all_rows is not None:  # the whole table was read already
+        rows = [r for r in changes.all_rows if r.user_id in wanted_rows]
+    else:
+        rows = []
+        for raw in creatio.iter_by_values(
+            grant.entity,
+            grant.user,
+            [odata.Guid(r) for r in sorted(wanted_rows)],
+            select=GrantRecord.columns(model),
+        ):
+            try:
+                rows.append(GrantRecord.from_row(raw, model))
+            except RecordError as exc:
+                invalid.append(Issue("invalid_record", str(exc), field=exc.field))
     baseline = frozenset(baseline_of(scope))
     return LicenseSnapshot(
         domain=domain,

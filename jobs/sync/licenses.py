@@ -17,7 +17,8 @@ from jobs.plan import Issue, Plan
 from jobs.plan.grants import next_baseline
 from jobs.plan.licenses import LicensePlanOptions, plan_licenses
 from jobs.plan.resolutions import carry_over, split_ignored
-from jobs.read.license_changes import RowsSeen, own_row, read_license_changes, read_license_scope
+from jobs.read.license_changes import (RowsSeen, find_deleted, own_row, read_license_changes,
+                                       read_license_scope)
 from jobs.read.licenses import read_license_snapshot
 from jobs.report import RunReport
 from jobs.sync.resolutions import earlier_conflicts
@@ -87,6 +88,9 @@ def run_licenses(config: AppConfig, *, webitel, creatio, store, dry_run: bool = 
             )
             report.details["read_floor"] = floor
         report.details["mode"] = mode
+        if changes is not None and changes.missing:
+            report.details["deleted_rows"] = (f"{changes.missing}; the table read whole: "
+                                              f"{len(changes.vanished)} user(s) lost a row")
         plan, sets = plan_licenses(snapshot, license_plan_options(config, approve))
         if scope is not None:
             plan, carried = carry_over(plan, earlier_conflicts(store, "licenses"), {*scope})
@@ -180,6 +184,12 @@ def _read_incremental(
     )
     if changes.fallback:
         return None, None, None, changes.fallback
+    if changes.missing:
+        progress("rows were deleted in Creatio: reading the User Licenses table to find whose")
+        why = find_deleted(creatio, model, changes, baseline=store.baseline(), record_wids=record_wids,
+                           serials=serials)
+        if why:
+            return None, None, None, why
     total = store.baseline_size()
     snapshot, why = read_license_scope(
         webitel,
