@@ -252,8 +252,8 @@ def main() -> None:
                         help="a setting of the product's config, e.g. sync.full_every=24h (repeatable)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--product", type=Path, default=ROOT,
-                        help="the checkout of the product to measure (default: this one), e.g. a git worktree "
-                             "of an older commit for before/after figures; the sandbox is always this one's")
+                        help="the checkout of the product to measure (default: this one), e.g. a git "
+                             "worktree of an older commit for before/after figures; the sandbox is this one's")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     global PRODUCT
