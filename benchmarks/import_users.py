@@ -249,11 +249,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4,
                         help="[webitel] and [creatio] max_concurrency of the product (default 4)")
     parser.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[],
-                        help="a setting of the product's config, e.g. sync.full_every=24h (repeatable)")
+                        help="a setting of the product's config, e.g. sync.full_every=0s (repeatable)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--product", type=Path, default=ROOT,
-                        help="the checkout of the product to measure (default: this one), e.g. a git "
-                             "worktree of an older commit for before/after figures; the sandbox is this one's")
+                        help="the checkout of the product to measure (default: this one), e.g. a "
+                             "git worktree of an older commit for before/after figures")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     global PRODUCT
@@ -268,14 +268,19 @@ def main() -> None:
         for row in merge(runs):
             all_rows.append(row)
             if not args.json:
-                cells = [f"{row[key]!s:<{width}}" if key == "phase" else f"{row.get(key)!s:>{width}}"
-                         for _, width, key in table]
+                cells = [
+                    f"{row[key]!s:<{width}}" if key == "phase" else f"{row.get(key)!s:>{width}}"
+                    for _, width, key in table
+                ]
                 note = f" ({row['note']})" if "note" in row else ""
                 print(" ".join(cells) + f"  {row['outcome']}{note}", flush=True)
     if args.json:
         print(json.dumps(all_rows, indent=2))
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, max_concurrency {args.concurrency}",
-          *args.set, file=sys.stderr)
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cores, max_concurrency {args.concurrency}",
+        *args.set,
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":
