@@ -159,6 +159,19 @@ class Fitted:
         return getattr(self._stream, name)
 
 
+def read_lines(details: dict[str, Any]) -> list[str]:
+    """How the run read, in words: everything, or what changed since the last cycle, and why."""
+    mode = details.get("mode")
+    if mode == "incremental":
+        carried = details.get("carried_conflicts", 0)
+        return [f"  read: what changed since the last cycle (incremental)"
+                + (f"; {carried} conflict(s) of users it did not read carried over" if carried else "")]
+    if mode == "full":
+        why = details.get("fallback")
+        return [f"  read: everything (full){': ' + why if why else ''}"]
+    return []
+
+
 def render_text(report: RunReport, *, limit: int = 20) -> str:
     """A short human summary: counts, then the conflicts, errors and (on a dry run) the actions."""
     lines = [
@@ -166,6 +179,7 @@ def render_text(report: RunReport, *, limit: int = 20) -> str:
         f"{' (dry run: nothing written)' if report.dry_run else ''}"
         f"  run {report.run_id}"
     ]
+    lines += read_lines(report.details)
     kinds = Counter(a.kind for a in report.plan.actions)
     if kinds:
         verb = "planned" if report.dry_run else "actions"
