@@ -130,12 +130,13 @@ def sides_after(
     webitel: frozenset[Grant], creatio: frozenset[Grant], result: ApplyResult | None
 ) -> tuple[frozenset[Grant], frozenset[Grant]]:
     """Both sides' grants after the run, from what actually landed."""
-    w, c = set(webitel), set(creatio)
     if result is None:
-        return frozenset(w), frozenset(c)
+        return frozenset(webitel), frozenset(creatio)
     failed_rows: set[str] = {
         o.action.key for o in result.outcomes if not o.ok and o.action.kind == "delete_grant_row"
     }
+    # A side nothing landed on is returned as it came: no copy of 150,000 grants.
+    w, c = _Changed(webitel), _Changed(creatio)
     for o in result.outcomes:
         if not o.ok:
             continue
@@ -149,4 +150,24 @@ def sides_after(
             c.add(grant)
         elif a.kind == "delete_grant_row" and a.key not in failed_rows:
             c.discard(grant)
-    return frozenset(w), frozenset(c)
+    return w.result(), c.result()
+
+
+class _Changed:
+    """A set of grants copied on its first change only."""
+
+    def __init__(self, grants: frozenset[Grant]) -> None:
+        self.grants, self.copy = grants, None
+
+    def add(self, grant: Grant) -> None:
+        if self.copy is None:
+            self.copy = set(self.grants)
+        self.copy.add(grant)
+
+    def discard(self, grant: Grant) -> None:
+        if self.copy is None:
+            self.copy = set(self.grants)
+        self.copy.discard(grant)
+
+    def result(self) -> frozenset[Grant]:
+        return frozenset(self.grants if self.copy is None else self.copy)
