@@ -21,7 +21,7 @@ from mappings.users import display_name
 from jobs.plan.model import Issue
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Match:
     """The outcome for one user: its record (existing or None), contact, system user, or a conflict."""
 
@@ -49,17 +49,23 @@ class Matcher:
         self.domain = snapshot.domain
         self.records_by_id = {r.id: r for r in snapshot.records}
         self.records_by_webitel_id = {r.webitel_id: r for r in snapshot.records if r.webitel_id}
-        unlinked = [
-            r for r in snapshot.records if not r.webitel_id and r.id not in set(snapshot.links.values())
-        ]
+        linked_ids = set(snapshot.links.values())
+        unlinked = [r for r in snapshot.records if not r.webitel_id and r.id not in linked_ids]
         self.unlinked_by_username = index_by(unlinked, lambda r: normalise_key(r.username))
         self.unlinked_by_contact = index_by(unlinked, lambda r: r.contact_id)
         self.links = snapshot.links
         self.linked_contacts = snapshot.linked_contacts
         # Contacts we created for user X are X's alone, even before X's record exists (after a crash).
-        own = {own_contact_id(self.domain, u.id): u.id for u in snapshot.users}
+        # Only those that exist can be found or claimed: the others are not kept.
         self.contacts_by_id = {c.id: c for c in snapshot.contacts}
-        self.own_contacts = own
+        self.own_contacts: dict[str, int] = {}
+        self.own_contact_of: dict[int, str] = {}
+        self.user_ids = frozenset(u.id for u in snapshot.users)
+        for user in snapshot.users:
+            own = own_contact_id(self.domain, user.id)
+            if own in self.contacts_by_id:
+                self.own_contacts[own] = user.id
+                self.own_contact_of[user.id] = own
         self.contacts_by_name = index_by(snapshot.contacts, lambda c: normalise_key(c.name))
         self.sys_by_login = index_by(snapshot.sys_users, lambda s: normalise_key(s.name))
 
@@ -68,7 +74,8 @@ class Matcher:
         return (
             self.records_by_webitel_id.get(str(user.id))
             or self.records_by_id.get(self.links.get(str(user.id), ""))
-            or self.records_by_id.get(user_record_id(self.domain, user.id))
+            # No records at all (a first import): no Id to work out for each user.
+            or (self.records_by_id.get(user_record_id(self.domain, user.id)) if self.records_by_id else None)
         )
 
     def match(self, user, label: str) -> Match:
@@ -149,7 +156,9 @@ class Matcher:
         return (found[0] if found else None), None
 
     def _contact(self, user, label: str, sys_user) -> tuple[str | None, str, Issue | None]:
-        own = own_contact_id(self.domain, user.id)
+        own = self.own_contact_of.get(user.id)
+        if own is None and user.id not in self.user_ids:
+            own = own_contact_id(self.domain, user.id)  # a user the snapshot does not hold
         if own in self.contacts_by_id:
             return own, "own_contact", None
         if sys_user is not None and sys_user.contact_id:
