@@ -137,11 +137,15 @@ def sides_after(
     }
     # A side nothing landed on is returned as it came: no copy of 150,000 grants.
     w, c = _Changed(webitel), _Changed(creatio)
+    wids: dict[int | None, str] = {}  # one string per user, not one per grant
     for o in result.outcomes:
         if not o.ok:
             continue
         a = o.action
-        grant = (str(a.webitel_id), (a.new or a.old or {}).get("license", ""))
+        wid = wids.get(a.webitel_id)
+        if wid is None:
+            wid = wids[a.webitel_id] = str(a.webitel_id)
+        grant = (wid, (a.new or a.old or {}).get("license", ""))
         if a.kind == "grant_webitel":
             w.add(grant)
         elif a.kind == "revoke_webitel":
