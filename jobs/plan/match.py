@@ -47,6 +47,7 @@ class Matcher:
 
     def __init__(self, snapshot) -> None:
         self.domain = snapshot.domain
+        self._own_record_ids: dict[int, str] = {}
         self.records_by_id = {r.id: r for r in snapshot.records}
         self.records_by_webitel_id = {r.webitel_id: r for r in snapshot.records if r.webitel_id}
         linked_ids = set(snapshot.links.values())
@@ -75,8 +76,15 @@ class Matcher:
             self.records_by_webitel_id.get(str(user.id))
             or self.records_by_id.get(self.links.get(str(user.id), ""))
             # No records at all (a first import): no Id to work out for each user.
-            or (self.records_by_id.get(user_record_id(self.domain, user.id)) if self.records_by_id else None)
+            or (self.records_by_id.get(self.own_record_id(user.id)) if self.records_by_id else None)
         )
+
+    def own_record_id(self, user_id: int) -> str:
+        """The deterministic Id of ``user_id``'s record (worked out once: the plan asks again)."""
+        found = self._own_record_ids.get(user_id)
+        if found is None:
+            found = self._own_record_ids[user_id] = user_record_id(self.domain, user_id)
+        return found
 
     def match(self, user, label: str) -> Match:
         record = self.linked_record(user)

@@ -70,7 +70,7 @@ class _Builder:
         self.stats: dict[str, int] = {}
 
     def build(self) -> Plan:
-        matcher = Matcher(self.s)
+        matcher = self.matcher = Matcher(self.s)
         planned: list[tuple[Any, str, Any]] = []  # (user, label, match)
         deleted = self._deleted_in_creatio(matcher)
         for user in sorted(self.s.users, key=lambda u: u.id):
@@ -354,7 +354,7 @@ class _Builder:
         link_extra = agreed if not to_webitel else (_as_dict(old_base) if old_base else None)
         key = f"webitel_user:{user.id}"
         if record is None:
-            rid = keys.user_record_id(self.s.domain, user.id)
+            rid = self.matcher.own_record_id(user.id)
             self.actions.append(
                 Action(
                     "create_record",
