@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from functools import partial
+from itertools import chain
 
 from connector.creatio.batch import BatchOp
 from connector.creatio.records import GrantRecord, LicenseRecord
@@ -158,20 +159,31 @@ def sides_after(
 
 
 class _Changed:
-    """A set of grants copied on its first change only."""
+    """A set of grants and the changes that landed on it, in order; the set after them is built
+    once at the end (no working copy besides the result when the changes only add or only remove,
+    as nearly every run's do)."""
 
     def __init__(self, grants: frozenset[Grant]) -> None:
-        self.grants, self.copy = grants, None
+        self.grants = grants
+        self.changes: list[tuple[Grant, bool]] = []  # (grant, added)
 
     def add(self, grant: Grant) -> None:
-        if self.copy is None:
-            self.copy = set(self.grants)
-        self.copy.add(grant)
+        self.changes.append((grant, True))
 
     def discard(self, grant: Grant) -> None:
-        if self.copy is None:
-            self.copy = set(self.grants)
-        self.copy.discard(grant)
+        self.changes.append((grant, False))
 
     def result(self) -> frozenset[Grant]:
-        return frozenset(self.grants if self.copy is None else self.copy)
+        if not self.changes:
+            return frozenset(self.grants)
+        if all(added for _, added in self.changes):
+            return frozenset(chain(self.grants, (grant for grant, _ in self.changes)))
+        if not any(added for _, added in self.changes):
+            return frozenset(self.grants).difference(grant for grant, _ in self.changes)
+        grants = set(self.grants)
+        for grant, added in self.changes:
+            if added:
+                grants.add(grant)
+            else:
+                grants.discard(grant)
+        return frozenset(grants)
