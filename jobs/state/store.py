@@ -113,7 +113,8 @@ class StateStore:
         t = schema.links
         with self._engine.connect() as connection:
             rows = connection.execute(select(t.c.source_key, t.c.target_id).where(t.c.kind == kind))
-            return {source: target for source, target in rows}
+            # Interned: the same ids come again from the reads (Creatio's GUIDs are interned as parsed).
+            return {intern(source): intern(target) for source, target in rows}
 
     def link_rows(self, kind: str) -> list[Link]:
         """Every link of ``kind`` with its details, ordered by source key."""
