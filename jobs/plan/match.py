@@ -87,13 +87,14 @@ class Matcher:
         return found
 
     def match(self, user, label: str) -> Match:
+        login = normalise_key(user.username)  # asked of several indexes: normalised once
         record = self.linked_record(user)
         step = "link" if record else ""
         chosen = self.linked_contacts.get(str(user.id))
         if record is None and chosen:
-            return self._linked_by_admin(user, label, chosen)
+            return self._linked_by_admin(user, label, chosen, login)
         if record is None:
-            adopted = self.unlinked_by_username.get(normalise_key(user.username), [])
+            adopted = self.unlinked_by_username.get(login, [])
             if len(adopted) > 1:
                 return Match(
                     conflict=self._ambiguous(
@@ -105,7 +106,7 @@ class Matcher:
                 )
             if adopted:
                 record, step = adopted[0], "record_username"
-        sys_user, conflict = self._sys_user(user, label)
+        sys_user, conflict = self._sys_user(user, label, login)
         if conflict:
             return Match(conflict=conflict)
         sys_id = sys_user.id if sys_user else None
@@ -116,7 +117,7 @@ class Matcher:
                 sys_user_id=sys_id or record.sys_admin_unit_id,
                 step=step,
             )
-        contact, how, conflict = self._contact(user, label, sys_user)
+        contact, how, conflict = self._contact(user, label, sys_user, login)
         if conflict:
             return Match(conflict=conflict)
         if record is None and contact is not None:
@@ -140,20 +141,20 @@ class Matcher:
             step=step or how,
         )
 
-    def _linked_by_admin(self, user, label: str, contact_id: str) -> Match:
+    def _linked_by_admin(self, user, label: str, contact_id: str, login: str) -> Match:
         """Step 1 for a user an administrator linked to a contact (``link``): that contact."""
         if contact_id not in self.contacts_by_id:
             return Match(conflict=Issue(
                 "linked_contact_missing", f"the contact {contact_id} an administrator linked this user to "
                 "no longer exists; link again or unlink", user=label, webitel_id=user.id, field="contact"))
         records = self.unlinked_by_contact.get(contact_id, [])
-        sys_users = self.sys_by_login.get(normalise_key(user.username), [])
+        sys_users = self.sys_by_login.get(login, [])
         sys_id = sys_users[0].id if len(sys_users) == 1 and sys_users[0].contact_id == contact_id else None
         return Match(record=records[0] if len(records) == 1 else None, contact_id=contact_id,
                      sys_user_id=sys_id, step="admin_link")
 
-    def _sys_user(self, user, label: str):
-        found = self.sys_by_login.get(normalise_key(user.username), [])
+    def _sys_user(self, user, label: str, login: str):
+        found = self.sys_by_login.get(login, [])
         if len(found) > 1:
             return None, self._ambiguous(
                 user,
@@ -163,7 +164,7 @@ class Matcher:
             )
         return (found[0] if found else None), None
 
-    def _contact(self, user, label: str, sys_user) -> tuple[str | None, str, Issue | None]:
+    def _contact(self, user, label: str, sys_user, login: str) -> tuple[str | None, str, Issue | None]:
         own = self.own_contact_of.get(user.id)
         if own is None and user.id not in self.user_ids:
             own = own_contact_id(self.domain, user.id)  # a user the snapshot does not hold
@@ -171,10 +172,11 @@ class Matcher:
             return own, "own_contact", None
         if sys_user is not None and sys_user.contact_id:
             return sys_user.contact_id, "system_user", None
-        for step, name in (("contact_username", user.username), ("contact_display_name", display_name(user))):
+        for step, name, key in (("contact_username", user.username, login),
+                                ("contact_display_name", display_name(user), None)):
             found = [
                 c
-                for c in self.contacts_by_name.get(normalise_key(name), [])
+                for c in self.contacts_by_name.get(key if key is not None else normalise_key(name), [])
                 if self.own_contacts.get(c.id, user.id) == user.id
             ]
             if len(found) > 1:

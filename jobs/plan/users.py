@@ -101,8 +101,9 @@ class _Builder:
         # can hold tens of thousands).
         self.merged = {}
         for user, label, found in planned:
-            merged = self._merge_fields(user, label, found)
-            if merged != self._webitel_values(user):
+            webitel = self._webitel_values(user)
+            merged = self._merge_fields(user, label, found, webitel)
+            if merged is not webitel and merged != webitel:
                 self.merged[user.id] = merged
         vanished, guard = self._vanished(planned, deleted)
         refused = self._extensions(planned, vanished if guard is None else [])
@@ -152,9 +153,10 @@ class _Builder:
             "extension": tidy(user.extension),
         }
 
-    def _merge_fields(self, user, label: str, found) -> dict[str, str]:
-        """Name and extension as both sides should have them (linked records only are merged)."""
-        webitel = self._webitel_values(user)
+    def _merge_fields(self, user, label: str, found, webitel: dict[str, str] | None = None) -> dict[str, str]:
+        """Name and extension as both sides should have them (linked records only are merged).
+        ``webitel``: the user's own values, when the caller has them already."""
+        webitel = webitel if webitel is not None else self._webitel_values(user)
         record = found.record
         p = self.o.provisioning
         if record is None or not p.enabled or found.step != "link":
