@@ -116,6 +116,9 @@ def write_value(kind: ColumnType, value: Any) -> Any:
 class _Record:
     """Shared reading and writing over a record's field table."""
 
+    # No instance dict: the records are slotted (tens of thousands of them in a run).
+    __slots__ = ()
+
     # (field, attribute of the model's object table holding the column name, column type)
     FIELDS: ClassVar[Mapped] = ()
 
@@ -293,6 +296,8 @@ def _read(cls: type, data: Mapping[str, Any], entity: str, mapped) -> Any:
 
 class _Standard:
     """A record of one of Creatio's own objects: ``ENTITY`` and ``FIELDS`` name its columns."""
+
+    __slots__ = ()  # as _Record's
 
     ENTITY: ClassVar[str] = ""
     FIELDS: ClassVar[Mapped] = ()
