@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+from itertools import chain
 from typing import Callable, Iterable, Iterator
 
 from connector.creatio import odata
@@ -58,9 +59,10 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
     progress(f"reading {model.webitel_user.entity} records")
     # The records, contacts and extensions of linked users mostly repeat the users' own names and
     # extensions: equal text is held once (tens of thousands of strings), not once per side.
-    shared = _Shared(value for u in users for value in (u.username, u.name, u.extension))
+    shared = _Shared(chain((value for u in users for value in (u.username, u.name, u.email, u.extension)),
+                           links))  # the links' Webitel ids: the records' WebitelId
     record_text = [c for c in (model.webitel_user.name, model.webitel_user.username,
-                               model.webitel_user.extension) if c]
+                               model.webitel_user.webitel_id, model.webitel_user.extension) if c]
     records, bad_rows, unreadable = [], [], set()
     for row in creatio.iter_rows(model.webitel_user.entity, select=WebitelUserRecord.columns(model)):
         try:
@@ -86,7 +88,7 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
     contacts = [
         c
         for c in _typed(Contact, lookup(creatio, "Contact", "Name", names, Contact.columns(), None, stats),
-                        bad_rows, shared, ("Name",))
+                        bad_rows, shared, ("Name", "Email"))
         if normalise_key(c.name) in name_keys
     ]
     progress("looking up matching system users")
