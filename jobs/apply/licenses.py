@@ -165,23 +165,26 @@ class _Changed:
 
     def __init__(self, grants: frozenset[Grant]) -> None:
         self.grants = grants
-        self.changes: list[tuple[Grant, bool]] = []  # (grant, added)
+        self.changed: list[Grant] = []
+        self.added = bytearray()  # per change: 1 added, 0 removed (a byte, not a pair per grant)
 
     def add(self, grant: Grant) -> None:
-        self.changes.append((grant, True))
+        self.changed.append(grant)
+        self.added.append(1)
 
     def discard(self, grant: Grant) -> None:
-        self.changes.append((grant, False))
+        self.changed.append(grant)
+        self.added.append(0)
 
     def result(self) -> frozenset[Grant]:
-        if not self.changes:
+        if not self.changed:
             return frozenset(self.grants)
-        if all(added for _, added in self.changes):
-            return frozenset(chain(self.grants, (grant for grant, _ in self.changes)))
-        if not any(added for _, added in self.changes):
-            return frozenset(self.grants).difference(grant for grant, _ in self.changes)
+        if 0 not in self.added:
+            return frozenset(chain(self.grants, self.changed))
+        if 1 not in self.added:
+            return frozenset(self.grants).difference(self.changed)
         grants = set(self.grants)
-        for grant, added in self.changes:
+        for grant, added in zip(self.changed, self.added):
             if added:
                 grants.add(grant)
             else:
