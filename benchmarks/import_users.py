@@ -36,8 +36,11 @@ sys.path.insert(0, str(ROOT))
 from sandbox.faults import Faults  # noqa: E402
 from sandbox.harness import start_sandbox, to_toml  # noqa: E402
 
-PHASES = ("import", "idle re-run", "1% changed re-run", "licences, first sync", "licences, no-op",
-          "licences, 1% changed")
+PHASES = ("import", "first re-run", "idle re-run", "1% changed re-run", "licences, first sync",
+          "licences, no-op", "licences, 1% changed")
+
+
+PRODUCT = ROOT  # the product measured: this tree, or another checkout (--product)
 
 
 def run_product(config_path: Path, job: str) -> tuple[dict, float, float, float]:
@@ -48,6 +51,8 @@ def run_product(config_path: Path, job: str) -> tuple[dict, float, float, float]
         [
             sys.executable,
             str(ROOT / "benchmarks" / "measure_run.py"),
+            "--product",
+            str(PRODUCT),
             "--config",
             str(config_path),
             "run",
@@ -55,7 +60,7 @@ def run_product(config_path: Path, job: str) -> tuple[dict, float, float, float]
             job,
             "--json",
         ],
-        cwd=ROOT,
+        cwd=PRODUCT,
         capture_output=True,
         text=True,
         timeout=3600,
@@ -133,6 +138,7 @@ def phase(name: str, box, config_path: Path, job: str = "users", *, latency_ms: 
         "lower_bound": bound,
         "ratio": round((w_req + c_req) / bound, 3) if bound else None,
         "outcome": report["outcome"],
+        "mode": report.get("mode", "full"),
         "conflicts": report["counts"].get("conflicts", 0),
     }
 
@@ -147,10 +153,15 @@ def bench(users: int, seed: int, latency_ms: float, concurrency: int, settings: 
                            faults_creatio=faults) as box:
             setup = time.perf_counter() - made
             config = box.config(state_url=f"sqlite:///{Path(folder) / 'state.sqlite'}")
-            config["creatio"]["max_concurrency"] = concurrency
-            config["webitel"]["max_concurrency"] = concurrency
+            if PRODUCT == ROOT:  # an older checkout may not know these settings
+                config["creatio"]["max_concurrency"] = concurrency
+                config["webitel"]["max_concurrency"] = concurrency
             # The 1% revoked in Creatio must not stop at the revocation brake: it is not measured here.
             config["licenses"] = {"max_revocations": 10 * users, "max_revocation_share": 1.0}
+            # The phases come seconds apart; real cycles come minutes apart, past the margin (a
+            # cycle within it reads again what the one before wrote). --set puts it back.
+            if PRODUCT == ROOT:
+                config.setdefault("sync", {})["watermark_margin_s"] = 0
             for setting in settings:
                 name, _, value = setting.partition("=")
                 section, _, key = name.partition(".")
@@ -161,12 +172,13 @@ def bench(users: int, seed: int, latency_ms: float, concurrency: int, settings: 
             rng = random.Random(seed)
             rows.append(phase(PHASES[0], box, config_path, **run))
             rows.append(phase(PHASES[1], box, config_path, **run))
+            rows.append(phase(PHASES[2], box, config_path, **run))
             changed = change_one_percent(box, rng)
-            rows.append(phase(PHASES[2], box, config_path, **run) | {"changed": changed})
-            rows.append(phase(PHASES[3], box, config_path, "licenses", **run))
+            rows.append(phase(PHASES[3], box, config_path, **run) | {"changed": changed})
             rows.append(phase(PHASES[4], box, config_path, "licenses", **run))
+            rows.append(phase(PHASES[5], box, config_path, "licenses", **run))
             changed = revoke_one_percent(box, config, rng)
-            rows.append(phase(PHASES[5], box, config_path, "licenses", **run) | {"changed": changed})
+            rows.append(phase(PHASES[6], box, config_path, "licenses", **run) | {"changed": changed})
     for row in rows:
         row["users"] = users
         row["sandbox_setup_s"] = round(setup, 1)
@@ -188,7 +200,7 @@ def _value(text: str):
 def columns(latencies: list[float]) -> list[tuple[str, int, str]]:
     """(heading, width, key) of the table; a wall time per latency, a floor, ``x floor`` and
     (with 0 among the latencies) ``added x`` per latency above 0."""
-    out = [("users", 6, "users"), ("phase", 22, "phase")]
+    out = [("users", 6, "users"), ("phase", 22, "phase"), ("read", 5, "read")]
     for latency in latencies:
         out.append((f"wall@{latency:g}ms", 10, f"wall_s@{latency:g}"))
     for latency in latencies:
@@ -223,6 +235,7 @@ def merge(runs: list[list[dict]]) -> list[dict]:
                 # round trips cost no more than max_concurrency of them always in flight would.
                 row[f"added_x@{latency}"] = round((each["wall_s"] - row["wall_s@0"]) / each["floor_s"], 2)
         row["writes"] = f"{row['creatio_writes']}/{row['webitel_writes']}"
+        row["read"] = {"full": "full", "incremental": "incr"}.get(row["mode"], row["mode"])
         merged.append(row)
     return merged
 
@@ -236,10 +249,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4,
                         help="[webitel] and [creatio] max_concurrency of the product (default 4)")
     parser.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[],
-                        help="a setting of the product's config, e.g. sync.full_every=24h (repeatable)")
+                        help="a setting of the product's config, e.g. sync.full_every=0s (repeatable)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--product", type=Path, default=ROOT,
+                        help="the checkout of the product to measure (default: this one), e.g. a "
+                             "git worktree of an older commit for before/after figures")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    global PRODUCT
+    PRODUCT = args.product.resolve()
     table = columns(args.latency_ms)
     all_rows = []
     if not args.json:
@@ -250,14 +268,19 @@ def main() -> None:
         for row in merge(runs):
             all_rows.append(row)
             if not args.json:
-                cells = [f"{row[key]!s:<{width}}" if key == "phase" else f"{row.get(key)!s:>{width}}"
-                         for _, width, key in table]
+                cells = [
+                    f"{row[key]!s:<{width}}" if key == "phase" else f"{row.get(key)!s:>{width}}"
+                    for _, width, key in table
+                ]
                 note = f" ({row['note']})" if "note" in row else ""
                 print(" ".join(cells) + f"  {row['outcome']}{note}", flush=True)
     if args.json:
         print(json.dumps(all_rows, indent=2))
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, max_concurrency {args.concurrency}",
-          *args.set, file=sys.stderr)
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cores, max_concurrency {args.concurrency}",
+        *args.set,
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import os
 import resource
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def own_peak_mb() -> float:
@@ -24,9 +23,15 @@ def own_peak_mb() -> float:
 
 
 if __name__ == "__main__":
+    # --product DIR: the checkout whose product runs (the benchmark may measure another one's).
+    args = sys.argv[1:]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if args[:1] == ["--product"]:
+        root, args = args[1], args[2:]
+    sys.path.insert(0, root)
     from jobs.cli import main
 
-    code = main(sys.argv[1:])
+    code = main(args)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     with open(os.environ["WCSYNC_MEASURE_OUT"], "w", encoding="utf-8") as out:
         json.dump({"cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": own_peak_mb()}, out)

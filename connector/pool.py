@@ -211,6 +211,11 @@ class Pool:
             self.close(wait=issubclass(exc_type, Exception), cancel=True)
 
 
+def max_concurrency(client) -> int:
+    """A client's ``max_concurrency`` setting (1 for a client without one)."""
+    return int(getattr(getattr(client, "settings", None), "max_concurrency", 1) or 1)
+
+
 def ordered(tasks: Iterable[Callable[[], T]], workers: int, *, name: str = "wcsync") -> Iterator[T]:
     """The result of each task, in the tasks' order, ``workers`` of them running at a time.
 

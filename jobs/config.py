@@ -62,10 +62,9 @@ class SyncSettings(_Section):
     max_deactivation_share: float = Field(0.10, ge=0, le=1)
     sync_extension_communication: bool = True
     # Cycles between full reads read only what changed since the last one (Webitel users newest
-    # first, Creatio records by ModifiedOn); a full read (which also catches deletions and does
-    # Creatio -> Webitel provisioning) every this long: "24h", "90m", "7d". Decision: "0s" (every
-    # cycle reads everything) until incremental cycles also provision, see the README.
-    full_every: str = "0s"
+    # first, Creatio records by ModifiedOn); a full read (which also catches deletions on either
+    # side) every this long: "24h", "90m", "7d"; "0s": every cycle reads everything.
+    full_every: str = "24h"
     # Watermarks are taken back this far on each incremental read, for clocks that disagree.
     watermark_margin_s: float = Field(120, ge=0)
 

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Callable, Iterable
 
 from connector.creatio.batch import BatchOp
-from connector.pool import Pool
+from connector.pool import Pool, max_concurrency
 
 from jobs.plan import Action, Issue, Plan
 from jobs.state import Event
@@ -82,11 +82,6 @@ def batch_step(kinds: tuple[str, ...], creatio, to_op: Callable[[Action], BatchO
         return outcomes
 
     return Step(kinds, run, creatio.settings.batch_size, max_concurrency(creatio))
-
-
-def max_concurrency(client) -> int:
-    """The client's ``max_concurrency`` setting (1 for a client without one)."""
-    return int(getattr(getattr(client, "settings", None), "max_concurrency", 1) or 1)
 
 
 def apply_plan(plan: Plan, steps: Iterable[Step], *, store, run_id: str, now: Callable[[], datetime],

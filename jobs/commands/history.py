@@ -15,6 +15,9 @@ from jobs.state.store import MIN_RUN_PREFIX
 from jobs.sync.cycle import mark_abandoned_runs
 
 
+MODES = {"full": "full", "incremental": "incr"}  # the history table's "read" column
+
+
 def run_dict(run) -> dict:
     """One run of the history as JSON: the same for ``history --json`` and the HTTP API."""
     duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
@@ -29,6 +32,7 @@ def run_dict(run) -> dict:
         "counts": run.counts,
         "conflicts": run.conflicts,
         "errors": run.errors,
+        **({"mode": run.report["mode"]} if run.report and run.report.get("mode") else {}),
         **({"failure": _reason(run)} if _reason(run) else {}),
         **({"approved": run.report["approved"]} if run.report and run.report.get("approved") else {}),
     }
@@ -139,7 +143,8 @@ def show_history(
                 d = run_dict(run)
                 print(f"run {run.run_id}", file=out)
                 print(
-                    f"  {run.job} {run.outcome}{' (dry run)' if run.dry_run else ''}, started "
+                    f"  {run.job} {run.outcome}{' (dry run)' if run.dry_run else ''}"
+                    f"{' (' + d['mode'] + ' read)' if d.get('mode') else ''}, started "
                     f"{d['started_at'][:19]}, took {d['duration_s']}s",
                     file=out,
                 )
@@ -159,7 +164,7 @@ def show_history(
             print("no runs yet", file=out)
             return exit_codes.OK
         print(
-            f"{'run':<8} {'started':<11} {'job':<8} {'outcome':<12} {'took':>7} {'changes':>7} "
+            f"{'run':<8} {'started':<11} {'job':<8} {'outcome':<12} {'read':<5} {'took':>6} {'changes':>7} "
             f"{'confl.':>6} {'errors':>6}",
             file=out,
         )
@@ -168,7 +173,8 @@ def show_history(
             took = f"{d['duration_s']:.1f}s" if d["duration_s"] is not None else "-"
             outcome = run.outcome + ("*" if run.dry_run else "")
             print(
-                f"{run.run_id[:8]} {run.started_at:%m-%d %H:%M} {run.job:<8} {outcome:<12} {took:>7} "
+                f"{run.run_id[:8]} {run.started_at:%m-%d %H:%M} {run.job:<8} {outcome:<12} "
+                f"{MODES.get(d.get('mode', ''), ''):<5} {took:>6} "
                 f"{_changes(run):>7} {run.conflicts:>6} {run.errors:>6}",
                 file=out,
             )

@@ -2,7 +2,8 @@
 
 A write that would give two active records the same extension is not made: it becomes a
 ``duplicate_extension`` conflict naming both holders. The first holder keeps the extension: the
-record that holds it now (an existing link), then the lowest Webitel id. A loser whose record
+Webitel user that holds it now (Webitel keeps extensions unique and would refuse the other
+write), then the record that holds it now (an existing link), then the lowest Webitel id. A loser whose record
 already holds another extension keeps that one, which may in turn take it from someone else, so
 the resolution repeats until nothing changes.
 """
@@ -26,6 +27,7 @@ class Claim:
     label: str
     extension: str
     record: Any | None  # the existing record, if any
+    current: str = ""  # the extension the Webitel user holds now
 
 
 def resolve_extensions(
@@ -59,7 +61,8 @@ def resolve_extensions(
                 winner = None
                 holder = holders[ext][0]
             else:
-                winner = min(group, key=lambda c: (0 if _holds(c, ext) else 1, c.user_id))
+                winner = min(group, key=lambda c: (extension_key(c.current) != ext, not _holds(c, ext),
+                                                   c.user_id))
                 holder = winner.label
             for claim in group:
                 if claim is winner:

@@ -108,6 +108,7 @@ def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[P
     conflicts.extend(refusals)
     revokes = _revocations(merge, first_row, more_rows, users)
     total = len(sets.webitel) + sum(1 for grant in sets.creatio if grant not in sets.webitel)
+    total += snap.outside_grants
     limit = min(options.max_revocations, math.ceil(options.max_revocation_share * total))
     limit = max(limit, options.approved_revocations)
     guard = None

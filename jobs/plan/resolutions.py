@@ -50,6 +50,24 @@ def by_user(issues: Iterable[Issue]) -> dict[str, list[Issue]]:
     return out
 
 
+def carry_over(plan: Plan, previous: Iterable[Issue], scope: set[str]) -> tuple[Plan, int]:
+    """An incremental plan with the earlier conflicts it could not see (and how many): those of
+    users and records outside its ``scope`` (their ``resolution_key``) stay open until a cycle that
+    reads them says otherwise. Run-wide conflicts (a cap) are left to the next full read."""
+    have = {(c.kind, resolution_key(c), c.others) for c in plan.conflicts}
+    carried = []
+    for issue in previous:
+        key = resolution_key(issue)
+        if key is None or key in scope or (issue.kind, key, issue.others) in have:
+            continue
+        have.add((issue.kind, key, issue.others))
+        carried.append(replace(issue, message=issue.message.split(IGNORED_MARK, 1)[0]))
+    return replace(plan, conflicts=plan.conflicts + tuple(carried)), len(carried)
+
+
+IGNORED_MARK = " [ignored: "
+
+
 def split_ignored(plan: Plan, ignores: Mapping[str, Mapping]) -> tuple[Plan, tuple[Issue, ...]]:
     """The plan without the conflicts an administrator accepted (unchanged since), and those.
 
@@ -64,7 +82,7 @@ def split_ignored(plan: Plan, ignores: Mapping[str, Mapping]) -> tuple[Plan, tup
         accepted = ignores.get(key)
         if accepted is not None and accepted.get("signature") == signature(issues):
             reason = accepted.get("reason", "")
-            ignored += [replace(i, message=f"{i.message} [ignored: {reason}]") for i in issues]
+            ignored += [replace(i, message=f"{i.message}{IGNORED_MARK}{reason}]") for i in issues]
     if not ignored:
         return plan, ()
     gone = {(i.kind, resolution_key(i)) for i in ignored}

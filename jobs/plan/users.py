@@ -44,9 +44,11 @@ class UserPlanOptions:
     # ahead even over the cap (``run --allow-deactivations N``).
     approved_deactivations: int = 0
     required_fields: frozenset[str] = frozenset()  # the record fields the site requires
-    # On demand (``run --user``): the snapshot holds only these users, so nothing is taken for
-    # vanished or deleted, and no record awaiting provisioning is looked at.
+    # A scoped snapshot (an incremental cycle, ``run --user``) holds only some users: nothing is
+    # taken for vanished or deleted. ``provision_records``: the records awaiting provisioning in the
+    # snapshot are planned (an incremental cycle reads the new ones; ``run --user`` looks at none).
     scoped: bool = False
+    provision_records: bool = True
     provisioning: ProvisionOptions = ProvisionOptions(enabled=False)
 
 
@@ -185,7 +187,7 @@ class _Builder:
 
     def _provision(self, planned) -> None:
         p = self.o.provisioning
-        if not p.enabled or self.o.scoped:
+        if not p.enabled or not self.o.provision_records:
             return
         adopted = {found.record.id for _, _, found in planned if found.record is not None}
         linked = set(self.s.links.values())
@@ -201,6 +203,8 @@ class _Builder:
             for u in self.s.users
             if extension_key(u.extension)
         }
+        for ext, holders in self.s.outside_holders.items():  # Webitel users outside a scoped snapshot
+            webitel_ext.setdefault(extension_key(ext), holders[0])
         record_ext: dict[str, list[str]] = {}
         for record in self.s.records:
             if record.active is not False and extension_key(record.extension):
@@ -337,10 +341,13 @@ class _Builder:
         }
         if extension_refused:
             to_webitel.pop("extension", None)
+        # A refused extension was agreed on by no one: the baseline keeps the one agreed before,
+        # so the next run sees the same edit (and the same conflict) instead of undoing it.
+        old_base = self.s.baselines.get(str(user.id))
         agreed = {
             "name": fields.get("name", facts.name),
-            "extension": facts.extension
-            if not extension_refused
+            "extension": facts.extension if not extension_refused
+            else _as_dict(old_base)["extension"] if old_base
             else (record.extension if record is not None else ""),
         }
         if to_webitel:
@@ -352,7 +359,6 @@ class _Builder:
             )
         # Until the Webitel side agrees, the link keeps the old baseline (a failed PATCH must not
         # make the next run mistake the admin's Creatio edit for the older value).
-        old_base = self.s.baselines.get(str(user.id))
         link_extra = agreed if not to_webitel else (_as_dict(old_base) if old_base else None)
         key = f"webitel_user:{user.id}"
         if record is None:
@@ -494,7 +500,7 @@ class _Builder:
             for user, _, _ in planned
         }
         claims = [
-            Claim(user.id, label, wanted[user.id], found.record)
+            Claim(user.id, label, wanted[user.id], found.record, tidy(user.extension))
             for user, label, found in planned
             if wanted[user.id]
         ]

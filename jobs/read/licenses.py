@@ -12,7 +12,7 @@ from sys import intern
 from typing import Callable, Iterator
 
 from connector.creatio import odata
-from connector.creatio.records import GrantRecord, LicenseRecord, WebitelUserRecord
+from connector.creatio.records import GrantRecord, LicenseRecord, Row, WebitelUserRecord
 from connector.errors import RecordError
 from connector.webitel.models import WebitelUser
 from connector.creatio.objects import ObjectModel
@@ -33,8 +33,13 @@ def read_license_snapshot(
     baseline,
     now: datetime,
     progress: Callable[[str], None] = lambda _: None,
+    created_after: datetime | None = None,
 ) -> tuple[LicenseSnapshot, dict[str, int]]:
-    """Everything the licences plan needs, and the fewest requests each read could take."""
+    """Everything the licences plan needs, and the fewest requests each read could take.
+
+    ``created_after``: the "User Licenses" rows created after this moment are kept in
+    ``snapshot.recent_rows`` (for the next incremental cycle's count check).
+    """
     progress("reading the Webitel licence registry")
     licenses = tuple(webitel.iter_licenses())
     progress("reading Webitel users' licences")
@@ -67,7 +72,22 @@ def read_license_snapshot(
     for wid, rid in links.items():  # profiles without a WebitelId column rely on the state links
         if rid in known:
             record_ids.setdefault(wid, rid)
-    grant_rows = tuple(_records(creatio, GrantRecord, model, invalid))
+    recent: list[tuple[GrantRecord, datetime]] = []
+
+    def keep_recent(raw: dict, row: GrantRecord) -> None:
+        created = Row(raw).get("CreatedOn", "datetime")
+        if created_after is not None and created is not None and created > created_after:
+            recent.append((row, created))
+
+    grant_rows = tuple(
+        _records(
+            creatio,
+            GrantRecord,
+            model,
+            invalid,
+            **({"extra": ("CreatedOn",), "on_row": keep_recent} if created_after else {}),
+        )
+    )
     page_w, page_c = webitel.settings.page_size, creatio.settings.page_size
     floor = {
         "webitel licences": pages(len(licenses), page_w),
@@ -87,22 +107,44 @@ def read_license_snapshot(
         grant_rows=grant_rows,
         baseline=baseline,
         invalid=tuple(invalid),
+        recent_rows=tuple(recent),
     )
     return snapshot, floor
 
 
-def _records(creatio, record_type, model: ObjectModel, invalid: list[Issue]) -> list:
-    """Typed records of a whole table; an unreadable row is reported and left alone."""
-    return list(_iter_records(creatio, record_type, model, invalid))
+def _records(
+    creatio,
+    record_type,
+    model: ObjectModel,
+    invalid: list[Issue],
+    *,
+    extra: tuple[str, ...] = (),
+    on_row: Callable[[dict, object], None] | None = None,
+) -> list:
+    """Typed records of a whole table; an unreadable row is reported and left alone. ``extra``:
+    more columns to read, which ``on_row(raw, record)`` sees."""
+    return list(_iter_records(creatio, record_type, model, invalid, extra=extra, on_row=on_row))
 
 
-def _iter_records(creatio, record_type, model: ObjectModel, invalid: list[Issue]) -> Iterator:
+def _iter_records(
+    creatio,
+    record_type,
+    model: ObjectModel,
+    invalid: list[Issue],
+    *,
+    extra: tuple[str, ...] = (),
+    on_row: Callable[[dict, object], None] | None = None,
+) -> Iterator:
     """``_records`` one at a time, as the pages come."""
-    for row in creatio.iter_rows(record_type.entity(model), select=record_type.columns(model)):
+    for row in creatio.iter_rows(record_type.entity(model), select=[*record_type.columns(model), *extra]):
         try:
-            yield record_type.from_row(row, model)
+            record = record_type.from_row(row, model)
         except RecordError as exc:
             invalid.append(Issue("invalid_record", str(exc), field=exc.field))
+            continue
+        if on_row is not None:
+            on_row(row, record)
+        yield record
 
 
 def read_grant_side(

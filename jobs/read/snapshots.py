@@ -119,6 +119,8 @@ class LicenseSnapshot:
         user_record_ids: Webitel user id -> its Webitel-user record Id in Creatio.
         grant_rows: "User Licenses" rows (``GrantRecord``).
         baseline: grants agreed after the last licence sync, or None before the first.
+        outside_grants: baseline grants of the users outside a scoped snapshot (an incremental
+            cycle), so that the revocation cap's share is of every grant, as in a full read.
     """
 
     domain: str
@@ -131,3 +133,5 @@ class LicenseSnapshot:
     grant_rows: tuple[GrantRecord, ...] = ()
     baseline: frozenset[Grant] | None = None
     invalid: tuple[Issue, ...] = ()
+    outside_grants: int = 0
+    recent_rows: tuple[tuple[GrantRecord, datetime], ...] = ()  # rows created lately, with CreatedOn

@@ -78,7 +78,7 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
     progress("confirming users and records missing from the reads")
     users += _confirm_webitel_users(webitel, records, links, users, invalid, stats)
     records += _confirm_records(creatio, model, records, links, unreadable, stats)
-    users, unsearchable = _searchable(creatio, users)
+    users, unsearchable = searchable(creatio, users)
     invalid += unsearchable
     names = {tidy(u.username) for u in users} | {display_name(u) for u in users}
     names.discard("")
@@ -151,7 +151,7 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
     record_contacts, sys_logins = {}, {}
     if provisioning:
         progress("reading records awaiting provisioning")
-        record_contacts, sys_logins = _provisioning_details(creatio, records, links, contacts, stats)
+        record_contacts, sys_logins = provisioning_details(creatio, records, links, contacts, stats)
     snapshot = UsersSnapshot(
         domain=domain,
         users=tuple(users),
@@ -201,7 +201,7 @@ class _Shared(dict):
         return row
 
 
-def _searchable(creatio, users: list) -> tuple[list, list]:
+def searchable(creatio, users: list) -> tuple[list, list]:
     """Users whose name and username can be looked up in Creatio, and an error for each that cannot.
 
     A value too long for any URL (or one OData cannot carry) is that user's error, not the run's:
@@ -302,7 +302,7 @@ def _confirm_records(
     return found
 
 
-def _provisioning_details(
+def provisioning_details(
     creatio, records, links: dict[str, str], contacts, stats: ReadStats
 ) -> tuple[dict, dict]:
     """Contacts and Creatio-user logins of the records no Webitel user is linked to (usually few)."""

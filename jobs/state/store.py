@@ -405,6 +405,36 @@ class StateStore:
             # Interned: a user id recurs once per grant and a serial once per holder.
             return {(intern(user), intern(serial)) for user, serial in rows}
 
+    def baseline_of(self, users: Iterable[str]) -> set[tuple[str, str]]:
+        """The baseline grants of these Webitel users."""
+        t = schema.baseline
+        wanted = sorted(set(users))
+        out: set[tuple[str, str]] = set()
+        with self._engine.connect() as connection:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                query = select(t.c.webitel_user_id, t.c.licence_serial).where(t.c.webitel_user_id.in_(chunk))
+                out.update((user, serial) for user, serial in connection.execute(query))
+        return out
+
+    def baseline_size(self) -> int:
+        """How many grants the baseline holds."""
+        with self._engine.connect() as connection:
+            return int(connection.execute(select(func.count()).select_from(schema.baseline)).scalar() or 0)
+
+    def set_baseline_of(self, users: Iterable[str], grants: Iterable[tuple[str, str]], *,
+                        now: dt.datetime) -> None:
+        """Replace the baseline grants of these users only (an incremental licence sync)."""
+        now = as_utc(now)
+        members = set(users)
+        wanted = sorted(members)
+        rows = [records.grant_row(grant, now) for grant in grants if grant[0] in members]
+        t = schema.baseline
+        with write_transaction(self._engine) as connection:
+            for start in range(0, len(wanted), 500):
+                connection.execute(delete(t).where(t.c.webitel_user_id.in_(wanted[start:start + 500])))
+            upsert(connection, t, rows, _GRANT_KEYS)
+
     def has_baseline(self) -> bool:
         """Whether ``set_baseline`` was ever called (even with no grants).
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable, Mapping
+
+from connector.creatio.records import LicenseRecord
+from connector.webitel.models import to_ms
 
 from jobs.apply.engine import ApplyResult, apply_plan
 from jobs.apply.licenses import license_steps, sides_after
@@ -12,9 +16,13 @@ from jobs.config import AppConfig
 from jobs.plan import Issue, Plan
 from jobs.plan.grants import next_baseline
 from jobs.plan.licenses import LicensePlanOptions, plan_licenses
-from jobs.plan.resolutions import split_ignored
+from jobs.plan.resolutions import carry_over, split_ignored
+from jobs.read.license_changes import (RowsSeen, find_deleted, own_row, read_license_changes,
+                                       read_license_scope)
 from jobs.read.licenses import read_license_snapshot
 from jobs.report import RunReport
+from jobs.sync.resolutions import earlier_conflicts
+from jobs.sync.users import cycle_mode, marks
 from jobs.sync.recording import (budget_guard, record_plan_events, recorded_run, refuse, utcnow,
                                  webitel_domain)
 
@@ -33,11 +41,12 @@ def run_licenses(config: AppConfig, *, webitel, creatio, store, dry_run: bool = 
                  stop_requested: Callable[[], bool] = lambda: False,
                  heartbeat: Callable[[], bool] = lambda: True,
                  approve: Mapping[str, int] | None = None, run_id: str | None = None,
-                 full: bool = True) -> RunReport:
+                 full: bool = False) -> RunReport:
     """Push the licence catalog to Creatio and merge grants both ways (see ``jobs.plan.licenses``).
 
-    Stopping and ``approve`` (``{"revocations": N}``) work as in ``jobs.sync.users.run_users``.
-    Every licences run reads everything (``full`` is accepted for the cycle's sake).
+    Stopping and ``approve`` (``{"revocations": N}``) work as in ``jobs.sync.users.run_users``, and
+    so do incremental cycles (``jobs.read.license_changes``): between full reads a cycle plans only
+    the users whose grants changed on either side.
     """
     model = config.creatio.objects
     since = creatio.counter.total() if hasattr(creatio, "counter") else 0
@@ -50,22 +59,45 @@ def run_licenses(config: AppConfig, *, webitel, creatio, store, dry_run: bool = 
                 "licences are not synchronised"),))
             return report
         domain = webitel_domain(config, webitel, store, clock())
-        baseline = frozenset(store.baseline()) if store.has_baseline() else None
-        snapshot, floor = read_license_snapshot(
-            webitel,
-            creatio,
-            model,
-            domain=domain,
-            links=store.links("webitel_user"),
-            baseline=baseline,
-            now=clock(),
-            progress=say,
-        )
+        started = clock()
+        margin = config.sync.watermark_margin_s
+        seen = rows_seen(store)
+        mode = cycle_mode(config, store, started, full=full or bool(approve), job="licenses")
+        if not store.has_baseline() or seen is None:
+            mode = "full"
+        snapshot, scope, changes = None, None, None
+        if mode == "incremental":
+            snapshot, scope, changes, reason = _read_incremental(
+                config, webitel, creatio, store, domain=domain, seen=seen, now=clock(), progress=say
+            )
+            if snapshot is None:
+                mode = "full"
+                report.details["fallback"] = reason
+        if snapshot is None:
+            baseline = frozenset(store.baseline()) if store.has_baseline() else None
+            snapshot, floor = read_license_snapshot(
+                webitel,
+                creatio,
+                model,
+                domain=domain,
+                links=store.links("webitel_user"),
+                baseline=baseline,
+                now=clock(),
+                progress=say,
+                created_after=started - timedelta(seconds=margin),
+            )
+            report.details["read_floor"] = floor
+        report.details["mode"] = mode
+        if changes is not None and changes.missing:
+            report.details["deleted_rows"] = (f"{changes.missing}; the table read whole: "
+                                              f"{len(changes.vanished)} user(s) lost a row")
         plan, sets = plan_licenses(snapshot, license_plan_options(config, approve))
+        if scope is not None:
+            plan, carried = carry_over(plan, earlier_conflicts(store, "licenses"), {*scope})
+            report.details["carried_conflicts"] = carried
         report.plan, report.ignored = split_ignored(plan, store.resolutions("ignore"))
         if approve:
             report.details["approved"] = dict(approve)
-        report.details["read_floor"] = floor
         guard = budget_guard(config, store, creatio, report.plan, since=since, now=clock())
         if guard is not None and not dry_run:
             report.plan = refuse(report.plan, guard)
@@ -88,6 +120,137 @@ def run_licenses(config: AppConfig, *, webitel, creatio, store, dry_run: bool = 
                 )
                 report.interrupted = report.applied.stopped
             after_w, after_c = sides_after(sets.webitel, sets.creatio, report.applied)
-            store.set_baseline(next_baseline(after_w, after_c, sets.baseline), now=clock())
+            agreed = next_baseline(after_w, after_c, sets.baseline)
+            if scope is None:
+                store.set_baseline(agreed, now=clock())
+            elif scope:
+                store.set_baseline_of(scope, agreed, now=clock())
+            if not report.interrupted and report.plan.guard is None:
+                _advance(
+                    store,
+                    creatio,
+                    model,
+                    report,
+                    snapshot,
+                    changes,
+                    domain=domain,
+                    started=started,
+                    margin=margin,
+                    now=clock,
+                )
         record_plan_events(store, report.run_id, report.plan, clock(), actions=dry_run)
     return report
+
+
+ROWS_SEEN = "licenses.rows_seen"
+
+
+def rows_seen(store) -> RowsSeen | None:
+    """What the last licences run left in the "User Licenses" table (None before one recorded it)."""
+    text = store.get_value(ROWS_SEEN)
+    if not text:
+        return None
+    data = json.loads(text)
+    return RowsSeen(
+        int(data["count"]), datetime.fromisoformat(data["ended_at"]), frozenset(data["recent_ids"])
+    )
+
+
+def _read_incremental(
+    config: AppConfig, webitel, creatio, store, *, domain: str, seen: RowsSeen, now: datetime, progress
+):
+    """``(snapshot, scope, changes, "")``, or ``(None, None, None, why)`` when a full read must be made."""
+    model = config.creatio.objects
+    webitel_mark, creatio_mark, _ = marks("licenses")
+    progress("reading what changed since the last licence sync")
+    licenses = tuple(webitel.iter_licenses())
+    license_records = tuple(
+        LicenseRecord.from_row(r, model)
+        for r in creatio.iter_rows(model.webitel_license.entity, select=LicenseRecord.columns(model))
+    )
+    serials = {r.id: r.serial.lower() for r in license_records if r.serial}
+    record_wids = {rid: wid for wid, rid in store.links("webitel_user").items()}
+    changes = read_license_changes(
+        webitel,
+        creatio,
+        model,
+        domain=domain,
+        since_ms=int(store.get_value(webitel_mark) or 0),
+        since_modified=datetime.fromisoformat(store.get_value(creatio_mark)),
+        margin_s=config.sync.watermark_margin_s,
+        seen=seen,
+        record_wids=record_wids,
+        serials=serials,
+    )
+    if changes.fallback:
+        return None, None, None, changes.fallback
+    if changes.missing:
+        progress("rows were deleted in Creatio: reading the User Licenses table to find whose")
+        why = find_deleted(creatio, model, changes, baseline=store.baseline(), record_wids=record_wids,
+                           serials=serials)
+        if why:
+            return None, None, None, why
+    total = store.baseline_size()
+    snapshot, why = read_license_scope(
+        webitel,
+        creatio,
+        model,
+        changes,
+        domain=domain,
+        licenses=licenses,
+        license_records=license_records,
+        record_wids=record_wids,
+        baseline_of=store.baseline_of,
+        outside_grants=lambda n: total - n,
+        now=now,
+    )
+    if snapshot is None:
+        return None, None, None, why
+    return snapshot, set(snapshot.webitel_grants), changes, ""
+
+
+def _advance(
+    store,
+    creatio,
+    model,
+    report: RunReport,
+    snapshot,
+    changes,
+    *,
+    domain: str,
+    started: datetime,
+    margin: float,
+    now: Callable[[], datetime],
+) -> None:
+    """Move the watermarks on and remember the rows the table holds now (see ``rows_seen``)."""
+    webitel_mark, creatio_mark, full_at = marks("licenses")
+    wrote_rows = report.applied is not None and any(
+        o.ok and o.action.kind in ("create_grant_row", "delete_grant_row") for o in report.applied.outcomes
+    )
+    if changes is not None and not wrote_rows:
+        count = changes.total_rows
+    elif changes is None and not wrote_rows and not snapshot.invalid:
+        count = len(snapshot.grant_rows)
+    else:  # rows written, or unreadable ones not among the snapshot's: the table says
+        count = creatio.count(model.webitel_user_license.entity)
+    ended = now()
+    edge = ended - timedelta(seconds=margin)
+    if changes is not None:
+        recent = [rid for rid, created in changes.created if created > edge]
+    else:
+        wids = {rid: wid for wid, rid in snapshot.user_record_ids.items()}
+        serials = {r.id: r.serial.lower() for r in snapshot.license_records if r.serial}
+        recent = [
+            row.id
+            for row, created in snapshot.recent_rows
+            if created > edge and not own_row(row, domain, wids, serials)
+        ]
+    store.set_value(
+        ROWS_SEEN,
+        json.dumps({"count": count, "ended_at": ended.isoformat(), "recent_ids": sorted(recent)}),
+        now=ended,
+    )
+    store.set_value(webitel_mark, str(to_ms(started)), now=ended)
+    store.set_value(creatio_mark, started.isoformat(), now=ended)
+    if report.details.get("mode") == "full":
+        store.set_value(full_at, started.isoformat(), now=ended)

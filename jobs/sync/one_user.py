@@ -50,7 +50,7 @@ def sync_user(config: AppConfig, user: str, *, webitel, creatio, store, dry_run:
             baselines=baselines, trace=trace.append,
             linked_contacts={w: r["contact_id"] for w, r in store.resolutions("link").items()})
         report.details["user"] = {"webitel_id": found.id, "username": found.username}
-        options = replace(user_plan_options(config), scoped=True)
+        options = replace(user_plan_options(config), scoped=True, provision_records=False)
         users_plan, ignored = split_ignored(plan_users(snapshot, options), store.resolutions("ignore"))
         _say_plan(trace, "users", users_plan)
         report.plan, report.ignored = users_plan, ignored

@@ -140,6 +140,14 @@ def _latest_run(store, job: str):
     return next((r for r in store.recent_runs(20, job=job) if not r.dry_run and r.outcome != "running"), None)
 
 
+def earlier_conflicts(store, job: str) -> list[Issue]:
+    """The conflicts (accepted ones too) of the latest real run of ``job`` that got as far as a plan."""
+    run = next((r for r in store.recent_runs(20, job=job)
+                if not r.dry_run and r.outcome not in ("running", "failed")), None)
+    report = (run.report or {}) if run else {}
+    return [_issue(item) for item in report.get("conflicts", []) + report.get("ignored", [])]
+
+
 def _issue(item: dict) -> Issue:
     return Issue(
         item.get("kind", ""),

@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping
 
 from connector.creatio.records import WebitelUserRecord
+from connector.webitel.models import to_ms
 
 from jobs.apply.engine import ApplyResult, apply_plan
 from jobs.apply.users import user_links, user_steps
 from jobs.config import AppConfig, duration_s
 from jobs.plan import UserPlanOptions, plan_users
 from jobs.plan.provision import ProvisionOptions
-from jobs.plan.resolutions import split_ignored
+from jobs.plan.resolutions import carry_over, split_ignored
 from jobs.read.snapshots import AgreedFields
-from jobs.read.changes import read_changes, read_scoped, updated_ms
+from jobs.read.changes import read_changes, read_scoped
 from jobs.read.lookup import ReadStats
 from jobs.read.users import read_users_snapshot
 from jobs.report import RunReport
+from jobs.sync.resolutions import earlier_conflicts
 from jobs.sync.recording import (budget_guard, record_plan_events, recorded_run, refuse, utcnow,
                                  webitel_domain)
 
@@ -88,18 +90,23 @@ def run_users(
         say = progress.phase if progress else (lambda text: log.info(text))
         domain = webitel_domain(config, webitel, store, clock())
         links, baselines = load_links(store)
-        linked_contacts = {wid: r["contact_id"] for wid, r in store.resolutions("link").items()}
+        link_resolutions = store.resolutions("link")
+        linked_contacts = {wid: r["contact_id"] for wid, r in link_resolutions.items()}
         started = clock()
-        mode = cycle_mode(config, store, started, full=full)
+        # An approved run is there to apply what a full read refused: it reads everything.
+        mode = cycle_mode(config, store, started, full=full or bool(approve))
         options = user_plan_options(config, approve)
         snapshot = None
         if mode == "incremental":
             say("reading what changed since the last cycle")
+            since_modified = datetime.fromisoformat(store.get_value(CREATIO_MARK))
             changes = read_changes(webitel, creatio, config.creatio.objects,
                                    since_ms=int(store.get_value(WEBITEL_MARK) or 0),
-                                   since_modified=datetime.fromisoformat(store.get_value(CREATIO_MARK)),
-                                   margin_s=config.sync.watermark_margin_s)
-            newest = changes.newest_ms
+                                   since_modified=since_modified, margin_s=config.sync.watermark_margin_s)
+            # A user an administrator linked since the last cycle is planned again, changed or not.
+            edge = since_modified - timedelta(seconds=config.sync.watermark_margin_s)
+            changes.resolved = sorted(int(w) for w, r in link_resolutions.items()
+                                      if w.isdigit() and r["at"] and aware(r["at"]) >= edge)
             if changes.fallback:
                 mode = "full"
                 report.details["fallback"] = changes.fallback
@@ -123,9 +130,14 @@ def run_users(
                 linked_contacts=linked_contacts,
                 progress=say,
             )
-            newest = max((updated_ms(u) for u in snapshot.users), default=0)
         report.details["mode"] = mode
         plan = plan_users(snapshot, options)
+        if options.scoped:
+            # The conflicts of users this cycle did not read are still there: carried, so that
+            # every view of the latest run (history, console, exit code) keeps showing them.
+            scope = {str(u.id) for u in snapshot.users} | {f"record:{r.id}" for r in snapshot.records}
+            plan, carried = carry_over(plan, earlier_conflicts(store, "users"), scope)
+            report.details["carried_conflicts"] = carried
         report.plan, report.ignored = split_ignored(plan, store.resolutions("ignore"))
         if approve:
             report.details["approved"] = dict(approve)
@@ -158,26 +170,39 @@ def run_users(
         record_plan_events(store, report.run_id, report.plan, clock(), actions=dry_run)
         if not dry_run and not report.interrupted and report.plan.guard is None:
             # Only a cycle that read and applied everything moves the watermarks on (a run that
-            # failed raised before here): the next cycle starts where this one began.
-            store.set_value(WEBITEL_MARK, str(newest), now=clock())
+            # failed raised before here): the next cycle starts where this one began, on this
+            # machine's clock for both sides (the margin covers a server clock that lags), so a
+            # burst of changes is read again only until the margin has passed, never for good.
+            store.set_value(WEBITEL_MARK, str(to_ms(started)), now=clock())
             store.set_value(CREATIO_MARK, started.isoformat(), now=clock())
             if mode == "full":
                 store.set_value(FULL_AT, started.isoformat(), now=clock())
     return report
 
 
-WEBITEL_MARK, CREATIO_MARK, FULL_AT = "watermark.users.webitel_ms", "watermark.users.creatio", "full.users.at"
+def aware(moment: datetime) -> datetime:
+    """A stored time as an aware one (a store may give it back without its UTC zone)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def cycle_mode(config: AppConfig, store, now: datetime, *, full: bool = False) -> str:
-    """``full`` when asked, before the first cycle, or when the last full read is older than
+def marks(job: str) -> tuple[str, str, str]:
+    """The state keys of a job's watermarks (Webitel ms, Creatio time) and of its last full read."""
+    return f"watermark.{job}.webitel_ms", f"watermark.{job}.creatio", f"full.{job}.at"
+
+
+WEBITEL_MARK, CREATIO_MARK, FULL_AT = marks("users")
+
+
+def cycle_mode(config: AppConfig, store, now: datetime, *, full: bool = False, job: str = "users") -> str:
+    """``full`` when asked, before the job's first cycle, or when its last full read is older than
     ``[sync] full_every``; else ``incremental``."""
-    last_full = store.get_value(FULL_AT)
+    webitel_mark, creatio_mark, full_at = marks(job)
+    last_full = store.get_value(full_at)
     if (
         full
         or not last_full
-        or store.get_value(WEBITEL_MARK) is None
-        or store.get_value(CREATIO_MARK) is None
+        or store.get_value(webitel_mark) is None
+        or store.get_value(creatio_mark) is None
     ):
         return "full"
     age = (now - datetime.fromisoformat(last_full)).total_seconds()

@@ -44,6 +44,12 @@ class Metrics:
                                   ["job"], registry=r)
         self.failures = Gauge("wcsync_consecutive_failures", "Failed runs of a job since its last success.",
                               ["job"], registry=r)
+        self.requests_today = Gauge("wcsync_requests_today", "Requests made to each system on this UTC "
+                                    "day, by every worker and run sharing the state store.", ["system"],
+                                    registry=r)
+        self.request_budget = Gauge("wcsync_daily_request_budget", "The configured daily request budget "
+                                    "([creatio] daily_request_budget), when there is one.", ["system"],
+                                    registry=r)
         self.skipped = Counter("wcsync_skipped_runs", "Scheduled runs not started, by reason (lock, backoff, "
                                "still_running, missed, stopping).", ["job", "reason"], registry=r)
 
@@ -86,6 +92,14 @@ class Metrics:
         self.failures.labels(job).set(failures)
         if last_success is not None:
             self.last_success.labels(job).set(last_success.timestamp())
+
+    def set_requests_today(self, counts: Mapping[str, int], budgets: Mapping[str, int | None]) -> None:
+        """Update the day's request counts (from the state store) and the budgets configured."""
+        for system, n in counts.items():
+            self.requests_today.labels(system).set(n)
+        for system, budget in budgets.items():
+            if budget:
+                self.request_budget.labels(system).set(budget)
 
     def render(self) -> bytes:
         """The exposition text."""

@@ -253,6 +253,10 @@ class Worker:
                 status = self.ctx.status(name)
                 self.metrics.set_standing(name, failures=status.consecutive_failures,
                                           last_success=status.last_success_at)
+            today = self.ctx.clock().date()  # the day the runs count their requests in (UTC)
+            self.metrics.set_requests_today(
+                {system: self.ctx.store.requests_on(system, today) for system in ("webitel", "creatio")},
+                {"creatio": self.config.creatio.daily_request_budget})
         except Exception as exc:
             log.warning("could not read the run history for the metrics: %s", exc)
 

@@ -63,6 +63,12 @@ def generate(users: int, *, seed: int = 0, now_ms: int, domain: str = "demo.webi
     rng = random.Random(seed)
     account_name = account_name or domain
     webitel_users, people = _webitel_users(rng, users, domain)
+    # Audit times as a live site has them: created months ago, last changed a day ago or earlier
+    # (a random source of their own, so the data drawn from ``rng`` is the same as without them).
+    stamps, day = random.Random(f"{seed}:audit"), 86_400_000
+    for user in webitel_users:
+        user["created_at"] = now_ms - stamps.randint(30, 730) * day
+        user["updated_at"] = stamps.randint(user["created_at"], now_ms - day)
 
     notes: dict = {"expired_license": None, "expiring_license": None, "full_license": None}
     catalog: list[dict] = []

@@ -63,7 +63,7 @@ def test_users_missing_from_the_webitel_read_are_confirmed_and_kept(imported):
     hidden = {int(r["WebitelId"]) for r in records if r["WebitelId"]}
     hidden = set(sorted(hidden)[:7])
     webitel = LossyWebitel(webitel_client(config), hidden)
-    report = run_job(config, webitel=webitel)
+    report = run_job(config, webitel=webitel, full=True)
     kinds = [a.kind for a in report.plan.actions]
     assert not DESTRUCTIVE & set(kinds), kinds
     assert report.details["read"]["confirm vanished users"] == "7 of 7 found by id"
@@ -79,7 +79,7 @@ def test_records_missing_from_the_creatio_read_are_confirmed_and_kept(imported):
     hidden = {r["Id"] for r in box.creatio_app.rows("WebitelUser") if r["WebitelId"]}
     hidden = set(sorted(hidden)[:5])  # records of imported users (a Creatio-only one is no candidate)
     creatio = LossyCreatio(creatio_client(config), "WebitelUser", hidden)
-    report = run_job(config, creatio=creatio)
+    report = run_job(config, creatio=creatio, full=True)
     kinds = [a.kind for a in report.plan.actions]
     assert not DESTRUCTIVE & set(kinds), kinds
     assert report.details["read"]["confirm deleted records"] == "5 of 5 found by Id"
@@ -90,6 +90,6 @@ def test_a_record_really_deleted_is_still_carried(imported):
     box, config = imported
     record = next(r for r in box.creatio_app.rows("WebitelUser") if r["WebitelId"])
     creatio_client(config).batch([BatchOp("DELETE", "WebitelUser", id=record["Id"])])
-    report = run_job(config)
+    report = run_job(config, full=True)
     assert [a.kind for a in report.plan.actions if a.kind == "delete_webitel_user"] == ["delete_webitel_user"]
     assert report.details["read"]["confirm deleted records"] == "0 of 1 found by Id"

@@ -14,8 +14,8 @@ from jobs.wiring import creatio_client, webitel_client
 pytestmark = pytest.mark.e2e
 
 
-def users_run(config):
-    return run_job(config, "users")
+def users_run(config, **kw):
+    return run_job(config, "users", **kw)
 
 
 def records(box):
@@ -123,7 +123,7 @@ def test_deleted_record_removes_the_webitel_user_per_on_delete(make_sandbox, mak
     users_run(config)
     record = next(r for r in box.creatio_app.rows("WebitelUser") if r["WebitelId"])
     creatio_client(config).delete("WebitelUser", record["Id"])
-    report = users_run(config)
+    report = users_run(config, full=True)  # deletions are seen by a full read
     wid = int(record["WebitelId"])
     if on_delete == "keep":
         assert box.webitel_app.user(wid) is not None
@@ -147,7 +147,7 @@ def test_deleting_many_records_trips_the_cap(make_sandbox, make_config):
     doomed = [r for r in box.creatio_app.rows("WebitelUser") if r["WebitelId"]][:5]
     for r in doomed:
         creatio.delete("WebitelUser", r["Id"])
-    report = users_run(config)
+    report = users_run(config, full=True)
     assert report.outcome == "refused" and report.exit_code() == exit_codes.FAILED
     assert all(box.webitel_app.user(int(r["WebitelId"])) is not None for r in doomed)
 

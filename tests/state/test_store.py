@@ -457,3 +457,13 @@ def test_the_state_file_is_created_readable_by_its_owner_only(tmp_path):
     path = tmp_path / "sub" / "state.sqlite"
     StateStore.open(f"sqlite:///{path}").close()
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_baseline_of_some_users_is_read_and_replaced_alone(store):
+    store.set_baseline([("1", "a"), ("1", "b"), ("2", "a"), ("3", "c")], now=at(0))
+    assert store.baseline_of(["1", "3", "9"]) == {("1", "a"), ("1", "b"), ("3", "c")}
+    assert store.baseline_size() == 4
+    # User 1 lost b and got d; user 3 lost everything; user 2 is not in the scope: untouched,
+    # even when a grant of it is passed along.
+    store.set_baseline_of(["1", "3"], [("1", "a"), ("1", "d"), ("2", "zz")], now=at(1))
+    assert store.baseline() == {("1", "a"), ("1", "d"), ("2", "a")}

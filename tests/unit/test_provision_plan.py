@@ -138,5 +138,7 @@ def test_a_creatio_edited_extension_is_checked_for_uniqueness_too():
             sync_extension_communication=False,
         ),
     )
+    # bob holds it in Webitel, which keeps extensions unique (ann's write would be refused there):
+    # bob keeps it, ann's edit is the conflict.
     (conflict,) = [c for c in plan.conflicts if c.kind == "duplicate_extension"]
-    assert conflict.webitel_id == 2 and conflict.others == ("ann (id 1)",)
+    assert conflict.webitel_id == 1 and conflict.others == ("bob (id 2)",)

@@ -287,3 +287,13 @@ def test_a_failure_before_the_run_started_is_still_recorded(store):
     assert run_job("users", ctx) == "failed"
     [record] = store.recent_runs()
     assert record.outcome == "failed" and record.report["failure"] == "webitel: connection refused"
+
+
+def test_the_days_requests_and_the_budget_are_gauges():
+    metrics = Metrics()
+    metrics.set_requests_today({"webitel": 3, "creatio": 41}, {"creatio": None})
+    assert metrics.registry.get_sample_value("wcsync_requests_today", {"system": "creatio"}) == 41
+    assert metrics.registry.get_sample_value("wcsync_daily_request_budget", {"system": "creatio"}) is None
+    metrics.set_requests_today({"creatio": 42}, {"creatio": 5000})
+    assert metrics.registry.get_sample_value("wcsync_requests_today", {"system": "creatio"}) == 42
+    assert metrics.registry.get_sample_value("wcsync_daily_request_budget", {"system": "creatio"}) == 5000

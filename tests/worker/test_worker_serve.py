@@ -117,6 +117,10 @@ def test_health_turns_503_on_failures_with_backoff_and_200_after_a_success(make_
                          and dict(labels)["status"].startswith("5"))
     assert webitel_errors >= 2 * failed  # two attempts per failed request (retry.max_attempts = 2)
     assert samples[("wcsync_http_requests_total", (("status", "200"), ("system", "creatio")))] > 0
+    # The day's request count is the state store's (what the budget is checked against).
+    today = worker.ctx.clock().date()
+    today_creatio = samples[("wcsync_requests_today", (("system", "creatio"),))]
+    assert today_creatio == worker.store.requests_on("creatio", today) and today_creatio > 0
     assert samples[("wcsync_consecutive_failures", (("job", "users"),))] == 0
     last = max(r.finished_at for r in runs if r.outcome == "conflicts")
     assert samples[("wcsync_last_success_timestamp_seconds", (("job", "users"),))] == last.timestamp()
