@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Mapping
 from ..errors import ConfigError, RecordError, cut
 from .objects import ObjectModel
 from .odata import Guid, datetime_literal
-from .values import EMPTY_GUID, PARSERS, ColumnType
+from .values import EMPTY_GUID, PARSERS, ColumnType, parse_guid
 
 Mapped = tuple[tuple[str, str, ColumnType], ...]
 
@@ -116,6 +116,9 @@ def write_value(kind: ColumnType, value: Any) -> Any:
 class _Record:
     """Shared reading and writing over a record's field table."""
 
+    # No instance dict: the records are slotted (tens of thousands of them in a run).
+    __slots__ = ()
+
     # (field, attribute of the model's object table holding the column name, column type)
     FIELDS: ClassVar[Mapped] = ()
 
@@ -140,6 +143,17 @@ class _Record:
         return out
 
     @classmethod
+    def _reading(cls, model: ObjectModel) -> tuple[str, tuple[tuple[str, str, ColumnType], ...]]:
+        """(entity, mapped fields) of ``model``, worked out once per model rather than per row."""
+        key = (cls, id(model))
+        found = _READING.get(key)
+        if found is None or found[0] is not model:
+            if len(_READING) >= 64:
+                _READING.clear()
+            found = _READING[key] = (model, cls.entity(model), tuple(cls.mapped(model)))
+        return found[1], found[2]
+
+    @classmethod
     def mapped_fields(cls, model: ObjectModel) -> frozenset[str]:
         """The fields whose column exists in this profile."""
         return frozenset(field for field, _, _ in cls.mapped(model))
@@ -156,7 +170,7 @@ class _Record:
         Raises:
             RecordError: a column is missing or its value does not fit.
         """
-        return _read(cls, data, cls.entity(model), cls.mapped(model))
+        return _read(cls, data, *cls._reading(model))
 
     @classmethod
     def to_row(cls, record_or_changes: Any, model: ObjectModel) -> dict[str, Any]:
@@ -259,13 +273,31 @@ class GrantRecord(_Record):
         return model.webitel_user_license
 
 
+# (record class, id of the model) -> (the model, its entity, its mapped fields); see ``_reading``.
+_READING: dict[tuple[type, int], tuple[ObjectModel, str, tuple]] = {}
+
+
 def _read(cls: type, data: Mapping[str, Any], entity: str, mapped) -> Any:
+    # Decision: a row that reads cleanly (all but a few) takes one pass with no Row around it; one
+    # that fails at all is read again the checked way, which raises the precise RecordError. Both
+    # read the columns in the same order, so the first failure is the same one.
+    if type(data) is dict:
+        try:
+            rid = parse_guid(data["Id"])
+            values = {field: PARSERS[kind](data[column]) for field, column, kind in mapped}
+        except (KeyError, ValueError):
+            pass
+        else:
+            if rid is not None:
+                return cls(rid, **values)
     row = Row(data, entity)
     return cls(row.id(), **{field: row.get(column, kind) for field, column, kind in mapped})
 
 
 class _Standard:
     """A record of one of Creatio's own objects: ``ENTITY`` and ``FIELDS`` name its columns."""
+
+    __slots__ = ()  # as _Record's
 
     ENTITY: ClassVar[str] = ""
     FIELDS: ClassVar[Mapped] = ()

@@ -174,10 +174,13 @@ class _Run:
         return not stopped
 
     def start(self, pool: Pool, step: Step, index: int, chunk: list[Action]) -> None:
-        runnable = [a for a in chunk if not any(d in self.failed_ids for d in a.depends_on)]
-        skipped = [Outcome(a, False, "skipped: a prerequisite was not written "
-                           f"({next(d for d in a.depends_on if d in self.failed_ids)})")
-                   for a in chunk if a not in runnable]
+        runnable, skipped = [], []
+        for a in chunk:
+            failed = next((d for d in a.depends_on if d in self.failed_ids), None)
+            if failed is None:
+                runnable.append(a)
+            else:
+                skipped.append(Outcome(a, False, f"skipped: a prerequisite was not written ({failed})"))
         self.in_flight[pool.submit(_run_chunk, step, runnable, skipped)] = index, chunk
         self.flying.update(a.id for a in chunk)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from functools import partial
+from itertools import chain
 
 from connector.creatio.batch import BatchOp
 from connector.creatio.records import GrantRecord, LicenseRecord
@@ -130,17 +131,22 @@ def sides_after(
     webitel: frozenset[Grant], creatio: frozenset[Grant], result: ApplyResult | None
 ) -> tuple[frozenset[Grant], frozenset[Grant]]:
     """Both sides' grants after the run, from what actually landed."""
-    w, c = set(webitel), set(creatio)
     if result is None:
-        return frozenset(w), frozenset(c)
+        return frozenset(webitel), frozenset(creatio)
     failed_rows: set[str] = {
         o.action.key for o in result.outcomes if not o.ok and o.action.kind == "delete_grant_row"
     }
+    # A side nothing landed on is returned as it came: no copy of 150,000 grants.
+    w, c = _Changed(webitel), _Changed(creatio)
+    wids: dict[int | None, str] = {}  # one string per user, not one per grant
     for o in result.outcomes:
         if not o.ok:
             continue
         a = o.action
-        grant = (str(a.webitel_id), (a.new or a.old or {}).get("license", ""))
+        wid = wids.get(a.webitel_id)
+        if wid is None:
+            wid = wids[a.webitel_id] = str(a.webitel_id)
+        grant = (wid, (a.new or a.old or {}).get("license", ""))
         if a.kind == "grant_webitel":
             w.add(grant)
         elif a.kind == "revoke_webitel":
@@ -149,4 +155,38 @@ def sides_after(
             c.add(grant)
         elif a.kind == "delete_grant_row" and a.key not in failed_rows:
             c.discard(grant)
-    return frozenset(w), frozenset(c)
+    return w.result(), c.result()
+
+
+class _Changed:
+    """A set of grants and the changes that landed on it, in order; the set after them is built
+    once at the end (no working copy besides the result when the changes only add or only remove,
+    as nearly every run's do)."""
+
+    def __init__(self, grants: frozenset[Grant]) -> None:
+        self.grants = grants
+        self.changed: list[Grant] = []
+        self.added = bytearray()  # per change: 1 added, 0 removed (a byte, not a pair per grant)
+
+    def add(self, grant: Grant) -> None:
+        self.changed.append(grant)
+        self.added.append(1)
+
+    def discard(self, grant: Grant) -> None:
+        self.changed.append(grant)
+        self.added.append(0)
+
+    def result(self) -> frozenset[Grant]:
+        if not self.changed:
+            return frozenset(self.grants)
+        if 0 not in self.added:
+            return frozenset(chain(self.grants, self.changed))
+        if 1 not in self.added:
+            return frozenset(self.grants).difference(self.changed)
+        grants = set(self.grants)
+        for grant, added in zip(self.changed, self.added):
+            if added:
+                grants.add(grant)
+            else:
+                grants.discard(grant)
+        return frozenset(grants)

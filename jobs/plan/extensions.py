@@ -19,7 +19,7 @@ from mappings.keys import extension_key
 from jobs.plan.model import Issue
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Claim:
     """A planned user asking for an extension on its (existing or new) record."""
 

@@ -55,7 +55,7 @@ def next_baseline(webitel_after: frozenset[Grant], creatio_after: frozenset[Gran
     differs (refused, failed, held back by a cap) keeps its old membership, so the next run sees
     the same change again.
     """
-    old = baseline or frozenset()
-    agree_present = webitel_after & creatio_after
-    differs = webitel_after ^ creatio_after
-    return frozenset(agree_present | (old & differs))
+    agree_present = frozenset(webitel_after & creatio_after)
+    # Without building the grants that differ (a set as large as both sides on a first run).
+    kept = [g for g in baseline or () if (g in webitel_after) != (g in creatio_after)]
+    return agree_present.union(kept) if kept else agree_present

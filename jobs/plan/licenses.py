@@ -63,8 +63,10 @@ def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[P
 
     serial_of = {r.id: r.serial.lower() for r in snap.license_records if r.serial}
     webitel_of = {rid: wid for wid, rid in snap.user_record_ids.items()}
-    creatio: set[Grant] = set()
-    rows_by_grant: dict[Grant, list[Any]] = defaultdict(list)
+    # A grant's row, and the further rows of the few grants held by more than one: a list per
+    # grant would cost tens of megabytes at 150,000 grants.
+    first_row: dict[Grant, Any] = {}
+    more_rows: dict[Grant, list[Any]] = {}
     for row in snap.grant_rows:
         wid, serial = webitel_of.get(row.user_id or ""), serial_of.get(row.license_id or "")
         if wid is None or serial is None:
@@ -82,26 +84,31 @@ def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[P
                 )
             )
             continue
-        creatio.add((wid, serial))
-        rows_by_grant[(wid, serial)].append(row)
-    for grant, rows in rows_by_grant.items():
-        if len(rows) > 1:
-            warnings.append(
-                Issue(
-                    "duplicate_grant_rows",
-                    f"{len(rows)} User Licenses rows grant {grant[1]}",
-                    user=_label(snap, grant[0]),
-                    webitel_id=int(grant[0]),
-                    field="license",
-                )
+        grant = (wid, serial)
+        if grant not in first_row:
+            first_row[grant] = row
+        else:
+            more_rows.setdefault(grant, [first_row[grant]]).append(row)
+    users = _Users(snap.usernames)
+    for grant in [g for g in first_row if g in more_rows] if more_rows else ():
+        warnings.append(
+            Issue(
+                "duplicate_grant_rows",
+                f"{len(more_rows[grant])} User Licenses rows grant {grant[1]}",
+                user=users[grant[0]][0],
+                webitel_id=int(grant[0]),
+                field="license",
             )
-    webitel = {(wid, s.lower()) for wid, serials in snap.webitel_grants.items() for s in serials}
-    sets = GrantSets(frozenset(webitel), frozenset(creatio), snap.baseline)
+        )
+    lowered = _Lowered()
+    webitel = frozenset((wid, lowered[s]) for wid, serials in snap.webitel_grants.items() for s in serials)
+    sets = GrantSets(webitel, frozenset(first_row), snap.baseline)
     merge = merge_grants(sets.webitel, sets.creatio, sets.baseline, first_run_winner=options.first_run_winner)
-    granted, refusals = _refuse(snap, merge, catalog)
+    granted, refusals = _refuse(snap, merge, catalog, users)
     conflicts.extend(refusals)
-    revokes = _revocations(snap, merge, rows_by_grant)
-    total = len(sets.webitel | sets.creatio) + snap.outside_grants
+    revokes = _revocations(merge, first_row, more_rows, users)
+    total = len(sets.webitel) + sum(1 for grant in sets.creatio if grant not in sets.webitel)
+    total += snap.outside_grants
     limit = min(options.max_revocations, math.ceil(options.max_revocation_share * total))
     limit = max(limit, options.approved_revocations)
     guard = None
@@ -143,8 +150,7 @@ def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[P
                 "WebitelGrant",
                 f"{wid}:{serial}",
                 f"grant:{wid}:{serial}",
-                _label(snap, wid),
-                int(wid),
+                *users[wid],
                 new={"license": serial},
             )
         )
@@ -162,8 +168,7 @@ def plan_licenses(snap: LicenseSnapshot, options: LicensePlanOptions) -> tuple[P
                 "WebitelUserLicense",
                 keys.grant_record_id(snap.domain, int(wid), serial),
                 f"grant:{wid}:{serial}",
-                _label(snap, wid),
-                int(wid),
+                *users[wid],
                 new={"user_id": record, "license_id": lic_id, "license": serial},
                 depends_on=created,
             )
@@ -221,7 +226,8 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _refuse(snap: LicenseSnapshot, merge: Merge, catalog: dict) -> tuple[set[Grant], list[Issue]]:
+def _refuse(snap: LicenseSnapshot, merge: Merge, catalog: dict,
+            users: _Users) -> tuple[set[Grant], list[Issue]]:
     """Split the grants to make in Webitel into allowed ones and refusals."""
     allowed: set[Grant] = set()
     issues: list[Issue] = []
@@ -237,7 +243,7 @@ def _refuse(snap: LicenseSnapshot, merge: Merge, catalog: dict) -> tuple[set[Gra
                 Issue(
                     "grant_without_link",
                     "the Webitel user of this grant does not exist",
-                    user=_label(snap, wid),
+                    user=users[wid][0],
                     webitel_id=int(wid),
                     field="license",
                 )
@@ -247,7 +253,7 @@ def _refuse(snap: LicenseSnapshot, merge: Merge, catalog: dict) -> tuple[set[Gra
                 Issue(
                     "license_unknown",
                     f"licence {serial} is not in Webitel's registry; the Creatio row is left in place",
-                    user=_label(snap, wid),
+                    user=users[wid][0],
                     webitel_id=int(wid),
                     field="license",
                 )
@@ -258,7 +264,7 @@ def _refuse(snap: LicenseSnapshot, merge: Merge, catalog: dict) -> tuple[set[Gra
                     refusal.kind,
                     f"{lic.title} ({serial}): {refusal.reason}; not granted, the Creatio "
                     "row is left in place",
-                    user=_label(snap, wid),
+                    user=users[wid][0],
                     webitel_id=int(wid),
                     field="license",
                 )
@@ -274,7 +280,7 @@ def _refuse(snap: LicenseSnapshot, merge: Merge, catalog: dict) -> tuple[set[Gra
         refused = grants[seats:]
         if refused:
             refusal = grant_refusal(lic, snap.now, seats_left=0)
-            names = tuple(_label(snap, wid) for wid, _ in refused)
+            names = tuple(users[wid][0] for wid, _ in refused)
             issues.append(
                 Issue(
                     refusal.kind,
@@ -287,7 +293,8 @@ def _refuse(snap: LicenseSnapshot, merge: Merge, catalog: dict) -> tuple[set[Gra
     return allowed, issues
 
 
-def _revocations(snap: LicenseSnapshot, merge: Merge, rows_by_grant) -> list[Action]:
+def _revocations(merge: Merge, first_row: dict[Grant, Any], more_rows: dict[Grant, list[Any]],
+                 users: _Users) -> list[Action]:
     out = []
     for wid, serial in sorted(merge.revoke_webitel, key=_order):
         out.append(
@@ -296,21 +303,20 @@ def _revocations(snap: LicenseSnapshot, merge: Merge, rows_by_grant) -> list[Act
                 "WebitelGrant",
                 f"{wid}:{serial}",
                 f"grant:{wid}:{serial}",
-                _label(snap, wid),
-                int(wid),
+                *users[wid],
                 old={"license": serial},
             )
         )
     for grant in sorted(merge.remove_creatio, key=_order):
-        for row in rows_by_grant.get(grant, []):
+        rows = more_rows.get(grant) or ([first_row[grant]] if grant in first_row else [])
+        for row in rows:
             out.append(
                 Action(
                     "delete_grant_row",
                     "WebitelUserLicense",
                     row.id,
                     f"grant:{grant[0]}:{grant[1]}",
-                    _label(snap, grant[0]),
-                    int(grant[0]),
+                    *users[grant[0]],
                     old={"license": grant[1]},
                 )
             )
@@ -321,8 +327,25 @@ def _order(grant: Grant) -> tuple[int, str]:
     return (int(grant[0]) if grant[0].isdigit() else 0, grant[1])
 
 
-def _label(snap: LicenseSnapshot, wid: str) -> str:
-    return user_label(snap.usernames.get(wid, "<unknown>"), wid)
+class _Users(dict):
+    """Webitel id -> (its label, its id as an int), made once per user: one user holds several
+    grants, and each of its actions shares the two."""
+
+    def __init__(self, usernames) -> None:
+        super().__init__()
+        self.usernames = usernames
+
+    def __missing__(self, wid: str) -> tuple[str, int]:
+        value = self[wid] = (user_label(self.usernames.get(wid, "<unknown>"), wid), int(wid))
+        return value
+
+
+class _Lowered(dict):
+    """A serial -> the serial in lower case, one string per serial however many hold it."""
+
+    def __missing__(self, serial: str) -> str:
+        value = self[serial] = serial.lower()
+        return value
 
 
 @dataclass(frozen=True)

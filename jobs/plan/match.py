@@ -21,7 +21,7 @@ from mappings.users import display_name
 from jobs.plan.model import Issue
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Match:
     """The outcome for one user: its record (existing or None), contact, system user, or a conflict."""
 
@@ -47,19 +47,26 @@ class Matcher:
 
     def __init__(self, snapshot) -> None:
         self.domain = snapshot.domain
+        self._own_record_ids: dict[int, str] = {}
         self.records_by_id = {r.id: r for r in snapshot.records}
         self.records_by_webitel_id = {r.webitel_id: r for r in snapshot.records if r.webitel_id}
-        unlinked = [
-            r for r in snapshot.records if not r.webitel_id and r.id not in set(snapshot.links.values())
-        ]
+        linked_ids = set(snapshot.links.values())
+        unlinked = [r for r in snapshot.records if not r.webitel_id and r.id not in linked_ids]
         self.unlinked_by_username = index_by(unlinked, lambda r: normalise_key(r.username))
         self.unlinked_by_contact = index_by(unlinked, lambda r: r.contact_id)
         self.links = snapshot.links
         self.linked_contacts = snapshot.linked_contacts
         # Contacts we created for user X are X's alone, even before X's record exists (after a crash).
-        own = {own_contact_id(self.domain, u.id): u.id for u in snapshot.users}
+        # Only those that exist can be found or claimed: the others are not kept.
         self.contacts_by_id = {c.id: c for c in snapshot.contacts}
-        self.own_contacts = own
+        self.own_contacts: dict[str, int] = {}
+        self.own_contact_of: dict[int, str] = {}
+        self.user_ids = frozenset(u.id for u in snapshot.users)
+        for user in snapshot.users:
+            own = own_contact_id(self.domain, user.id)
+            if own in self.contacts_by_id:
+                self.own_contacts[own] = user.id
+                self.own_contact_of[user.id] = own
         self.contacts_by_name = index_by(snapshot.contacts, lambda c: normalise_key(c.name))
         self.sys_by_login = index_by(snapshot.sys_users, lambda s: normalise_key(s.name))
 
@@ -68,17 +75,26 @@ class Matcher:
         return (
             self.records_by_webitel_id.get(str(user.id))
             or self.records_by_id.get(self.links.get(str(user.id), ""))
-            or self.records_by_id.get(user_record_id(self.domain, user.id))
+            # No records at all (a first import): no Id to work out for each user.
+            or (self.records_by_id.get(self.own_record_id(user.id)) if self.records_by_id else None)
         )
 
+    def own_record_id(self, user_id: int) -> str:
+        """The deterministic Id of ``user_id``'s record (worked out once: the plan asks again)."""
+        found = self._own_record_ids.get(user_id)
+        if found is None:
+            found = self._own_record_ids[user_id] = user_record_id(self.domain, user_id)
+        return found
+
     def match(self, user, label: str) -> Match:
+        login = normalise_key(user.username)  # asked of several indexes: normalised once
         record = self.linked_record(user)
         step = "link" if record else ""
         chosen = self.linked_contacts.get(str(user.id))
         if record is None and chosen:
-            return self._linked_by_admin(user, label, chosen)
+            return self._linked_by_admin(user, label, chosen, login)
         if record is None:
-            adopted = self.unlinked_by_username.get(normalise_key(user.username), [])
+            adopted = self.unlinked_by_username.get(login, [])
             if len(adopted) > 1:
                 return Match(
                     conflict=self._ambiguous(
@@ -90,7 +106,7 @@ class Matcher:
                 )
             if adopted:
                 record, step = adopted[0], "record_username"
-        sys_user, conflict = self._sys_user(user, label)
+        sys_user, conflict = self._sys_user(user, label, login)
         if conflict:
             return Match(conflict=conflict)
         sys_id = sys_user.id if sys_user else None
@@ -101,7 +117,7 @@ class Matcher:
                 sys_user_id=sys_id or record.sys_admin_unit_id,
                 step=step,
             )
-        contact, how, conflict = self._contact(user, label, sys_user)
+        contact, how, conflict = self._contact(user, label, sys_user, login)
         if conflict:
             return Match(conflict=conflict)
         if record is None and contact is not None:
@@ -125,20 +141,20 @@ class Matcher:
             step=step or how,
         )
 
-    def _linked_by_admin(self, user, label: str, contact_id: str) -> Match:
+    def _linked_by_admin(self, user, label: str, contact_id: str, login: str) -> Match:
         """Step 1 for a user an administrator linked to a contact (``link``): that contact."""
         if contact_id not in self.contacts_by_id:
             return Match(conflict=Issue(
                 "linked_contact_missing", f"the contact {contact_id} an administrator linked this user to "
                 "no longer exists; link again or unlink", user=label, webitel_id=user.id, field="contact"))
         records = self.unlinked_by_contact.get(contact_id, [])
-        sys_users = self.sys_by_login.get(normalise_key(user.username), [])
+        sys_users = self.sys_by_login.get(login, [])
         sys_id = sys_users[0].id if len(sys_users) == 1 and sys_users[0].contact_id == contact_id else None
         return Match(record=records[0] if len(records) == 1 else None, contact_id=contact_id,
                      sys_user_id=sys_id, step="admin_link")
 
-    def _sys_user(self, user, label: str):
-        found = self.sys_by_login.get(normalise_key(user.username), [])
+    def _sys_user(self, user, label: str, login: str):
+        found = self.sys_by_login.get(login, [])
         if len(found) > 1:
             return None, self._ambiguous(
                 user,
@@ -148,16 +164,19 @@ class Matcher:
             )
         return (found[0] if found else None), None
 
-    def _contact(self, user, label: str, sys_user) -> tuple[str | None, str, Issue | None]:
-        own = own_contact_id(self.domain, user.id)
+    def _contact(self, user, label: str, sys_user, login: str) -> tuple[str | None, str, Issue | None]:
+        own = self.own_contact_of.get(user.id)
+        if own is None and user.id not in self.user_ids:
+            own = own_contact_id(self.domain, user.id)  # a user the snapshot does not hold
         if own in self.contacts_by_id:
             return own, "own_contact", None
         if sys_user is not None and sys_user.contact_id:
             return sys_user.contact_id, "system_user", None
-        for step, name in (("contact_username", user.username), ("contact_display_name", display_name(user))):
+        for step, name, key in (("contact_username", user.username, login),
+                                ("contact_display_name", display_name(user), None)):
             found = [
                 c
-                for c in self.contacts_by_name.get(normalise_key(name), [])
+                for c in self.contacts_by_name.get(key if key is not None else normalise_key(name), [])
                 if self.own_contacts.get(c.id, user.id) == user.id
             ]
             if len(found) > 1:

@@ -72,7 +72,7 @@ class _Builder:
         self.stats: dict[str, int] = {}
 
     def build(self) -> Plan:
-        matcher = Matcher(self.s)
+        matcher = self.matcher = Matcher(self.s)
         planned: list[tuple[Any, str, Any]] = []  # (user, label, match)
         deleted = self._deleted_in_creatio(matcher)
         for user in sorted(self.s.users, key=lambda u: u.id):
@@ -103,8 +103,9 @@ class _Builder:
         # can hold tens of thousands).
         self.merged = {}
         for user, label, found in planned:
-            merged = self._merge_fields(user, label, found)
-            if merged != self._webitel_values(user):
+            webitel = self._webitel_values(user)
+            merged = self._merge_fields(user, label, found, webitel)
+            if merged is not webitel and merged != webitel:
                 self.merged[user.id] = merged
         vanished, guard = self._vanished(planned, deleted)
         refused = self._extensions(planned, vanished if guard is None else [])
@@ -154,9 +155,10 @@ class _Builder:
             "extension": tidy(user.extension),
         }
 
-    def _merge_fields(self, user, label: str, found) -> dict[str, str]:
-        """Name and extension as both sides should have them (linked records only are merged)."""
-        webitel = self._webitel_values(user)
+    def _merge_fields(self, user, label: str, found, webitel: dict[str, str] | None = None) -> dict[str, str]:
+        """Name and extension as both sides should have them (linked records only are merged).
+        ``webitel``: the user's own values, when the caller has them already."""
+        webitel = webitel if webitel is not None else self._webitel_values(user)
         record = found.record
         p = self.o.provisioning
         if record is None or not p.enabled or found.step != "link":
@@ -360,7 +362,7 @@ class _Builder:
         link_extra = agreed if not to_webitel else (_as_dict(old_base) if old_base else None)
         key = f"webitel_user:{user.id}"
         if record is None:
-            rid = keys.user_record_id(self.s.domain, user.id)
+            rid = self.matcher.own_record_id(user.id)
             self.actions.append(
                 Action(
                     "create_record",

@@ -8,7 +8,8 @@ Licenses" row. These tables are all about telephony users, so they are read whol
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Callable
+from sys import intern
+from typing import Callable, Iterator
 
 from connector.creatio import odata
 from connector.creatio.records import GrantRecord, LicenseRecord, Row, WebitelUserRecord
@@ -44,16 +45,30 @@ def read_license_snapshot(
     progress("reading Webitel users' licences")
     grants: dict[str, frozenset[str]] = {}
     usernames: dict[str, str] = {}
+    # Tens of thousands of users hold a few licences in a handful of combinations: each
+    # combination is one shared set of interned serials, not one set per user.
+    held_sets: dict[tuple[str, ...], frozenset[str]] = {}
     for user in webitel.iter_users(fields=GRANT_FIELDS):
         if isinstance(user, WebitelUser):
-            grants[str(user.id)] = frozenset(s.lower() for s in user.serials)
-            usernames[str(user.id)] = user.username
+            wid = intern(str(user.id))
+            serials = tuple(grant.serial for grant in user.licenses)
+            held = held_sets.get(serials)
+            if held is None:
+                held = held_sets[serials] = frozenset(intern(s.lower()) for s in serials)
+            grants[wid] = held
+            usernames[wid] = user.username
     progress("reading Creatio licences and grants")
     invalid: list[Issue] = []
     license_records = tuple(_records(creatio, LicenseRecord, model, invalid))
-    user_records = _records(creatio, WebitelUserRecord, model, invalid)
-    record_ids = {r.webitel_id: r.id for r in user_records if r.webitel_id}
-    known = {r.id for r in user_records}
+    # The Webitel-user records are only needed as Webitel id -> record Id: not kept whole.
+    record_ids: dict[str, str] = {}
+    known: set[str] = set()
+    user_record_count = 0
+    for record in _iter_records(creatio, WebitelUserRecord, model, invalid):
+        user_record_count += 1
+        known.add(record.id)
+        if record.webitel_id:
+            record_ids[record.webitel_id] = record.id
     for wid, rid in links.items():  # profiles without a WebitelId column rely on the state links
         if rid in known:
             record_ids.setdefault(wid, rid)
@@ -78,7 +93,7 @@ def read_license_snapshot(
         "webitel licences": pages(len(licenses), page_w),
         "webitel users": pages(len(grants), page_w),
         "creatio licences": pages(len(license_records), page_c),
-        "creatio users": pages(len(user_records), page_c),
+        "creatio users": pages(user_record_count, page_c),
         "creatio grants": pages(len(grant_rows), page_c),
     }
     snapshot = LicenseSnapshot(
@@ -108,17 +123,28 @@ def _records(
 ) -> list:
     """Typed records of a whole table; an unreadable row is reported and left alone. ``extra``:
     more columns to read, which ``on_row(raw, record)`` sees."""
-    out = []
+    return list(_iter_records(creatio, record_type, model, invalid, extra=extra, on_row=on_row))
+
+
+def _iter_records(
+    creatio,
+    record_type,
+    model: ObjectModel,
+    invalid: list[Issue],
+    *,
+    extra: tuple[str, ...] = (),
+    on_row: Callable[[dict, object], None] | None = None,
+) -> Iterator:
+    """``_records`` one at a time, as the pages come."""
     for row in creatio.iter_rows(record_type.entity(model), select=[*record_type.columns(model), *extra]):
         try:
             record = record_type.from_row(row, model)
         except RecordError as exc:
             invalid.append(Issue("invalid_record", str(exc), field=exc.field))
             continue
-        out.append(record)
         if on_row is not None:
             on_row(row, record)
-    return out
+        yield record
 
 
 def read_grant_side(

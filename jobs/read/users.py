@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Callable, Iterator
+from itertools import chain
+from typing import Callable, Iterable, Iterator
 
 from connector.creatio import odata
 from connector.creatio.records import Account, Contact, ContactCommunication, SysUser
@@ -56,10 +57,16 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
                             Issue("invalid_user", str(item), user=item.record,
                                   webitel_id=int(found.group(1)) if found else None, field=item.field)))
     progress(f"reading {model.webitel_user.entity} records")
+    # The records, contacts and extensions of linked users mostly repeat the users' own names and
+    # extensions: equal text is held once (tens of thousands of strings), not once per side.
+    shared = _Shared(chain((value for u in users for value in (u.username, u.name, u.email, u.extension)),
+                           links))  # the links' Webitel ids: the records' WebitelId
+    record_text = [c for c in (model.webitel_user.name, model.webitel_user.username,
+                               model.webitel_user.webitel_id, model.webitel_user.extension) if c]
     records, bad_rows, unreadable = [], [], set()
     for row in creatio.iter_rows(model.webitel_user.entity, select=WebitelUserRecord.columns(model)):
         try:
-            records.append(WebitelUserRecord.from_row(row, model))
+            records.append(WebitelUserRecord.from_row(shared.row(row, record_text), model))
         except RecordError as exc:
             bad_rows.append((None, Issue("invalid_record", str(exc), field=exc.field)))
             if isinstance(row, dict) and isinstance(row.get("Id"), str):
@@ -81,7 +88,7 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
     contacts = [
         c
         for c in _typed(Contact, lookup(creatio, "Contact", "Name", names, Contact.columns(), None, stats),
-                        bad_rows)
+                        bad_rows, shared, ("Name", "Email"))
         if normalise_key(c.name) in name_keys
     ]
     progress("looking up matching system users")
@@ -135,9 +142,12 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
                 stats,
             ),
             bad_rows,
+            shared,
+            ("Number",),
         )
         if c.contact_id in contact_ids
     ]
+    del shared
     record_contacts, sys_logins = {}, {}
     if provisioning:
         progress("reading records awaiting provisioning")
@@ -151,8 +161,8 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
         sys_users=tuple(sys_users),
         accounts=tuple(accounts),
         communications=tuple(comms),
-        links=dict(links),
-        baselines=dict(baselines or {}),
+        links=links,  # the caller's own copies (jobs.sync.users.load_links): not copied again
+        baselines=baselines or {},
         record_contacts=record_contacts,
         sys_logins=sys_logins,
         unreadable_records=frozenset(unreadable),
@@ -161,13 +171,34 @@ def read_users_snapshot(webitel, creatio, model: ObjectModel, *, domain: str, ac
     return snapshot, stats
 
 
-def _typed(record_type, rows, bad_rows: list) -> Iterator:
-    """Typed records of Creatio's own objects; a row that does not parse is that row's error."""
+def _typed(record_type, rows, bad_rows: list, shared: _Shared | None = None,
+           text: tuple[str, ...] = ()) -> Iterator:
+    """Typed records of Creatio's own objects; a row that does not parse is that row's error.
+    With ``shared``, the ``text`` columns equal to a string it holds take that string."""
     for row in rows:
         try:
-            yield record_type.from_row(row)
+            yield record_type.from_row(shared.row(row, text) if shared is not None else row)
         except RecordError as exc:
             bad_rows.append((None, Issue("invalid_record", str(exc), field=exc.field)))
+
+
+class _Shared(dict):
+    """Strings by value: the first of each value met, handed out for every equal one after."""
+
+    def __init__(self, values: Iterable[str]) -> None:
+        super().__init__()
+        for value in values:
+            if value:
+                self.setdefault(value, value)
+
+    def row(self, row, columns) -> object:
+        """``row`` with each of ``columns`` that holds a known string pointing at the shared one."""
+        if type(row) is dict:
+            for column in columns:
+                value = row.get(column)
+                if type(value) is str:
+                    row[column] = self.get(value, value)
+        return row
 
 
 def searchable(creatio, users: list) -> tuple[list, list]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import uuid
+from itertools import islice
+from sys import intern
 from typing import Iterator, Iterable, Mapping, Sequence
 
 from sqlalchemy import bindparam, delete, func, or_, select, update
@@ -35,6 +37,7 @@ BASELINE_SET_KEY = "baseline.set_at"
 _LINK_KEYS = ("kind", "source_key")
 _LINK_UPDATE = ("target_id", "extra", "run_id", "updated_at")
 _GRANT_KEYS = ("webitel_user_id", "licence_serial")
+BASELINE_CHUNK = 5000  # baseline rows per statement (and per fetch)
 
 
 class StateStore:
@@ -110,7 +113,8 @@ class StateStore:
         t = schema.links
         with self._engine.connect() as connection:
             rows = connection.execute(select(t.c.source_key, t.c.target_id).where(t.c.kind == kind))
-            return {source: target for source, target in rows}
+            # Interned: the same ids come again from the reads (Creatio's GUIDs are interned as parsed).
+            return {intern(source): intern(target) for source, target in rows}
 
     def link_rows(self, kind: str) -> list[Link]:
         """Every link of ``kind`` with its details, ordered by source key."""
@@ -396,8 +400,10 @@ class StateStore:
         """The grants ``(webitel_user_id, licence_serial)`` in sync after the last licence sync."""
         t = schema.baseline
         with self._engine.connect() as connection:
-            rows = connection.execute(select(t.c.webitel_user_id, t.c.licence_serial))
-            return {(user, serial) for user, serial in rows}
+            rows = connection.execution_options(yield_per=BASELINE_CHUNK).execute(
+                select(t.c.webitel_user_id, t.c.licence_serial))
+            # Interned: a user id recurs once per grant and a serial once per holder.
+            return {(intern(user), intern(serial)) for user, serial in rows}
 
     def baseline_of(self, users: Iterable[str]) -> set[tuple[str, str]]:
         """The baseline grants of these Webitel users."""
@@ -440,10 +446,12 @@ class StateStore:
     def set_baseline(self, grants: Iterable[tuple[str, str]], *, now: dt.datetime) -> None:
         """Replace the whole baseline with ``grants`` and mark it as set."""
         now = as_utc(now)
-        rows = [records.grant_row(grant, now) for grant in grants]
+        grants = iter(grants)
         with write_transaction(self._engine) as connection:
             connection.execute(delete(schema.baseline))
-            upsert(connection, schema.baseline, rows, _GRANT_KEYS)
+            # In chunks: a whole baseline of rows (150,000 grants) never sits in memory at once.
+            while rows := [records.grant_row(grant, now) for grant in islice(grants, BASELINE_CHUNK)]:
+                upsert(connection, schema.baseline, rows, _GRANT_KEYS)
             _put_setting(connection, BASELINE_SET_KEY, now.isoformat(), now)
 
     # --- requests per day --------------------------------------------------------------------
