@@ -318,7 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help and --version
         return int(exc.code or 0)
     from jobs.logs import setup_logging
+    from jobs.memory import tune_allocator
 
+    tune_allocator()
     setup_logging(args.log_level, getattr(args, "log_format", None) or "text")
     try:
         return args.func(args)

@@ -92,6 +92,11 @@ def run_licenses(config: AppConfig, *, webitel, creatio, store, dry_run: bool = 
             report.details["deleted_rows"] = (f"{changes.missing}; the table read whole: "
                                               f"{len(changes.vanished)} user(s) lost a row")
         plan, sets = plan_licenses(snapshot, license_plan_options(config, approve))
+        # What apply and the next cycle need of the snapshot; the snapshot itself (every grant row,
+        # every user's grants) is let go before the writes.
+        serial_case = {lic.serial.lower(): lic.serial for lic in snapshot.licenses}
+        rows = _rows_read(snapshot, changes, domain)
+        snapshot = None
         if scope is not None:
             plan, carried = carry_over(plan, earlier_conflicts(store, "licenses"), {*scope})
             report.details["carried_conflicts"] = carried
@@ -106,7 +111,6 @@ def run_licenses(config: AppConfig, *, webitel, creatio, store, dry_run: bool = 
                 report.interrupted = True  # stopped before the first write: nothing applied
             elif report.plan.actions:
                 say(f"writing {report.plan.writes} licence changes")
-                serial_case = {lic.serial.lower(): lic.serial for lic in snapshot.licenses}
                 report.applied = ApplyResult()
                 apply_plan(
                     report.plan,
@@ -126,18 +130,7 @@ def run_licenses(config: AppConfig, *, webitel, creatio, store, dry_run: bool = 
             elif scope:
                 store.set_baseline_of(scope, agreed, now=clock())
             if not report.interrupted and report.plan.guard is None:
-                _advance(
-                    store,
-                    creatio,
-                    model,
-                    report,
-                    snapshot,
-                    changes,
-                    domain=domain,
-                    started=started,
-                    margin=margin,
-                    now=clock,
-                )
+                _advance(store, creatio, model, report, rows, started=started, margin=margin, now=clock)
         record_plan_events(store, report.run_id, report.plan, clock(), actions=dry_run)
     return report
 
@@ -209,42 +202,31 @@ def _read_incremental(
     return snapshot, set(snapshot.webitel_grants), changes, ""
 
 
-def _advance(
-    store,
-    creatio,
-    model,
-    report: RunReport,
-    snapshot,
-    changes,
-    *,
-    domain: str,
-    started: datetime,
-    margin: float,
-    now: Callable[[], datetime],
-) -> None:
+def _rows_read(snapshot, changes, domain: str) -> tuple[int | None, list[tuple[str, datetime]]]:
+    """What the read saw of the "User Licenses" table: its row count (None when unreadable rows
+    leave it unknown) and the rows others created lately (Id, CreatedOn)."""
+    if changes is not None:
+        return changes.total_rows, list(changes.created)
+    wids = {rid: wid for wid, rid in snapshot.user_record_ids.items()}
+    serials = {r.id: r.serial.lower() for r in snapshot.license_records if r.serial}
+    recent = [(row.id, created) for row, created in snapshot.recent_rows
+              if not own_row(row, domain, wids, serials)]
+    return (None if snapshot.invalid else len(snapshot.grant_rows)), recent
+
+
+def _advance(store, creatio, model, report: RunReport, rows: tuple[int | None, list[tuple[str, datetime]]], *,
+             started: datetime, margin: float, now: Callable[[], datetime]) -> None:
     """Move the watermarks on and remember the rows the table holds now (see ``rows_seen``)."""
     webitel_mark, creatio_mark, full_at = marks("licenses")
     wrote_rows = report.applied is not None and any(
         o.ok and o.action.kind in ("create_grant_row", "delete_grant_row") for o in report.applied.outcomes
     )
-    if changes is not None and not wrote_rows:
-        count = changes.total_rows
-    elif changes is None and not wrote_rows and not snapshot.invalid:
-        count = len(snapshot.grant_rows)
-    else:  # rows written, or unreadable ones not among the snapshot's: the table says
+    count, created = rows
+    if wrote_rows or count is None:  # the table says what the run left in it
         count = creatio.count(model.webitel_user_license.entity)
     ended = now()
     edge = ended - timedelta(seconds=margin)
-    if changes is not None:
-        recent = [rid for rid, created in changes.created if created > edge]
-    else:
-        wids = {rid: wid for wid, rid in snapshot.user_record_ids.items()}
-        serials = {r.id: r.serial.lower() for r in snapshot.license_records if r.serial}
-        recent = [
-            row.id
-            for row, created in snapshot.recent_rows
-            if created > edge and not own_row(row, domain, wids, serials)
-        ]
+    recent = [rid for rid, at in created if at > edge]
     store.set_value(
         ROWS_SEEN,
         json.dumps({"count": count, "ended_at": ended.isoformat(), "recent_ids": sorted(recent)}),

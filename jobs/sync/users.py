@@ -132,18 +132,20 @@ def run_users(
             )
         report.details["mode"] = mode
         plan = plan_users(snapshot, options)
+        report.details["webitel_users"] = len(snapshot.users)
         if options.scoped:
             # The conflicts of users this cycle did not read are still there: carried, so that
             # every view of the latest run (history, console, exit code) keeps showing them.
             scope = {str(u.id) for u in snapshot.users} | {f"record:{r.id}" for r in snapshot.records}
             plan, carried = carry_over(plan, earlier_conflicts(store, "users"), scope)
             report.details["carried_conflicts"] = carried
+        snapshot = None  # the plan holds what apply needs: the snapshot is let go before the writes
         report.plan, report.ignored = split_ignored(plan, store.resolutions("ignore"))
         if approve:
             report.details["approved"] = dict(approve)
         report.details["read"] = stats.strategies
         report.details["read_floor"] = stats.floor
-        report.details["webitel_users"] = len(snapshot.users)
+
         guard = budget_guard(config, store, creatio, report.plan, since=since, now=clock())
         if guard is not None and not dry_run:
             report.plan = refuse(report.plan, guard)
