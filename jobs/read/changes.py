@@ -73,7 +73,8 @@ def read_changes(webitel, creatio, model: ObjectModel, *, since_ms: int, since_m
     threshold = since_ms - int(margin_s * 1000)
     previous: int | None = None
     seen, reached = 0, False
-    for item in webitel.iter_users(fields=CHANGE_FIELDS, sort="-updated_at", page_size=CHANGE_PAGE):
+    for item in webitel.iter_users(fields=CHANGE_FIELDS, sort="-updated_at", page_size=CHANGE_PAGE,
+                                   prefetch=False):  # newest first, it stops early: no page ahead
         seen += 1
         if not isinstance(item, WebitelUser):
             changes.fallback = "a changed user could not be read; the full read reports it"
