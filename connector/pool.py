@@ -284,6 +284,7 @@ class Prefetch(Generic[K, T]):
         self._planned = 0  # fetches of ``keys`` submitted so far
         self._window: deque[tuple[K, Future[T]]] = deque()
         self._pool = Pool(self.workers, name=name)
+        self._closed = False
 
     @property
     def active(self) -> bool:
@@ -313,6 +314,11 @@ class Prefetch(Generic[K, T]):
 
     def close(self, *, wait: bool = False) -> None:
         """Drop what was planned: the fetches not started are never sent; ``wait`` for the others."""
+        if self._closed:
+            # Decision: once only. A second ``Pool.close`` would drain the end markers its threads
+            # have not taken yet, and leave them waiting for tasks forever.
+            return
+        self._closed = True
         self._planned = len(self._keys)
         for _, future in self._window:
             future.cancel()

@@ -370,3 +370,14 @@ def test_prefetch_leaving_on_an_error_waits_for_the_fetches_running():
         ahead.take(1)
         raise RuntimeError("the read failed")
     assert not [t for t in threading.enumerate() if t.name.startswith("wcsync-pages")]
+
+
+def test_prefetch_closed_twice_leaves_no_thread_waiting():
+    for _ in range(20):  # the race it guards against: a second close draining the end markers
+        sent, fetch = recording(hold_s=0.001)
+        ahead = Prefetch(range(1, 10), fetch, 4)
+        ahead.take(1)
+        ahead.close()
+        ahead.close(wait=True)
+    time.sleep(0.1)
+    assert not [t for t in threading.enumerate() if t.name.startswith("wcsync-pages")]
