@@ -10,6 +10,8 @@ Two parts, each testable alone:
 - ``Pool``: threads that run a caller's tasks, each in a copy of the caller's context (the run
   id the log lines carry follows the task), and ``ordered``, which runs tasks a few at a time and
   hands their results back in the tasks' order.
+- ``Prefetch``: a read's next requests sent before the answer to the one before has come (the
+  following pages), a few at a time, their answers handed out in order.
 
 Callers start as many threads as the setting allows and leave the pacing to the limiter: a
 thread waiting for a slot costs nothing, a slot left idle costs a round trip.
@@ -24,9 +26,10 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Generic, Iterable, Iterator, Sequence, TypeVar
 
 T = TypeVar("T")
+K = TypeVar("K")
 log = logging.getLogger(__name__)
 
 # Answers that say "too much, slow down": 429 always; 503 is what an overloaded IIS, a gateway or
@@ -243,3 +246,87 @@ def ordered(tasks: Iterable[Callable[[], T]], workers: int, *, name: str = "wcsy
             if following is not None:
                 window.append(pool.submit(following))
             yield result
+
+
+class Prefetch(Generic[K, T]):
+    """A read's next fetches sent ahead of their turn, ``workers`` in flight, handed out in order.
+
+    For a read whose following requests can be guessed before the answer to the one before has
+    come (the next pages): ``keys`` is the plan, ``fetch(key)`` one request. ``take(key)`` returns
+    the answer of ``key`` when it is the next one planned. Otherwise the plan was wrong: the
+    fetches sent ahead are dropped, and ``take`` returns None (as it does once the plan is used
+    up), so that the caller sends ``key`` itself. A fetch that failed raises its error from
+    ``take`` of its own key, never earlier: a page the read never reaches cannot fail it.
+
+    The window is refilled when the next answer is asked for, not when one is handed out: a read
+    that ends at an answer (the last page) has sent at most ``workers - 1`` fetches past it.
+
+    Decision: not ``ordered``, which submits the following task before it hands a result out,
+    twice ``workers`` ahead: a read that stops at an answer it could not foresee would waste up to
+    ``2 * workers - 1`` requests instead of ``workers - 1``.
+
+    Use as a context manager (or call ``close``): leaving drops the fetches not started; leaving
+    on an error waits for the fetches running (as ``ordered`` does), leaving otherwise (the read
+    ended, or its consumer stopped) waits for none: a fetch past the end is not worth a wait.
+
+    Args:
+        keys: the fetches planned, in order (a ``range`` is fine: it is read lazily).
+        fetch: one request; it must not return None.
+        workers: fetches in flight at once (2 or more to be of any use).
+        name: the threads' name.
+    """
+
+    def __init__(self, keys: Sequence[K], fetch: Callable[[K], T], workers: int, *,
+                 name: str = "wcsync-pages") -> None:
+        self._keys = keys
+        self._fetch = fetch
+        self.workers = max(1, workers)
+        self._planned = 0  # fetches of ``keys`` submitted so far
+        self._window: deque[tuple[K, Future[T]]] = deque()
+        self._pool = Pool(self.workers, name=name)
+        self._closed = False
+
+    @property
+    def active(self) -> bool:
+        """Whether a fetch is still planned (the plan is neither used up nor dropped)."""
+        return bool(self._window) or self._planned < len(self._keys)
+
+    def take(self, key: K) -> T | None:
+        """The answer of ``key`` if it is the next fetch planned, else None (and the plan is dropped).
+
+        Raises:
+            Exception: whatever the fetch of ``key`` raised.
+        """
+        if self._window:
+            head = self._window[0][0]
+        elif self._planned < len(self._keys):
+            head = self._keys[self._planned]
+        else:
+            return None
+        if head != key:
+            self.close()
+            return None
+        while len(self._window) < self.workers and self._planned < len(self._keys):
+            following = self._keys[self._planned]
+            self._planned += 1
+            self._window.append((following, self._pool.submit(self._fetch, following)))
+        return self._window.popleft()[1].result()
+
+    def close(self, *, wait: bool = False) -> None:
+        """Drop what was planned: the fetches not started are never sent; ``wait`` for the others."""
+        if self._closed:
+            # Decision: once only. A second ``Pool.close`` would drain the end markers its threads
+            # have not taken yet, and leave them waiting for tasks forever.
+            return
+        self._closed = True
+        self._planned = len(self._keys)
+        for _, future in self._window:
+            future.cancel()
+        self._window.clear()
+        self._pool.close(wait=wait, cancel=True)
+
+    def __enter__(self) -> "Prefetch[K, T]":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.close(wait=exc_type is not None and issubclass(exc_type, Exception))

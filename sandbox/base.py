@@ -89,7 +89,9 @@ class Stats:
     The server records every request as ``(method, route, status)``; ``route`` is the path with
     ids replaced by placeholders (the app names it through ``app.route(request)``). Apps call ``record_write``
     once per record they create, change or delete (each sub-request of a ``$batch`` counts), so a
-    test can stop the client after the K-th write through ``on_write``.
+    test can stop the client after the K-th write through ``on_write``. ``peak_in_flight`` is the
+    most requests the server was serving at once (from the request read to the answer written,
+    an injected latency included): a client's concurrency seen from the server, not from timing.
     """
 
     def __init__(self) -> None:
@@ -97,6 +99,19 @@ class Stats:
         self.requests: Counter[tuple[str, str, int]] = Counter()
         self.writes = 0
         self.on_write: Callable[[int], None] | None = None
+        self.in_flight = 0
+        self.peak_in_flight = 0
+
+    def enter(self) -> None:
+        """A request is being served."""
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        """A request has been answered (or dropped)."""
+        with self._lock:
+            self.in_flight -= 1
 
     def record_request(self, method: str, route: str, status: int) -> None:
         with self._lock:
@@ -123,3 +138,4 @@ class Stats:
         with self._lock:
             self.requests.clear()
             self.writes = 0
+            self.peak_in_flight = self.in_flight

@@ -47,6 +47,14 @@ class _Handler(BaseHTTPRequestHandler):
         """Silenced: a test run would otherwise print a line per request."""
 
     def _serve(self) -> None:
+        stats = self.server.owner.stats
+        stats.enter()
+        try:
+            self._serve_counted()
+        finally:
+            stats.leave()
+
+    def _serve_counted(self) -> None:
         owner = self.server.owner
         body = self._read_body()
         request = self._build_request(body)

@@ -11,7 +11,10 @@ reference section 2.1) and keeps it for its lifetime.
 Paging (reference creatio-api.md section 2.4, open question 4): ``$top``/``$skip`` with a stable
 ``$orderby`` that always ends on ``Id``; an ``@odata.nextLink`` is followed when the server sends
 one. A read ends: the pages its ``$count`` allows (or ``max_pages`` without a count) bound it, a
-page of rows all read before stops it, and a row read twice is passed on once.
+page of rows all read before stops it, and a row read twice is passed on once. Once the first page
+has counted the rows, the ``$skip`` pages they need are asked ``max_concurrency`` at a time
+(``connector.pool.Prefetch``) and read in order by the same rules; a nextLink is followed one page
+at a time.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import math
 import re
 import threading
 import time
+from contextlib import ExitStack
 from functools import partial
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import urljoin, urlsplit
@@ -29,7 +33,7 @@ import requests
 
 from ..errors import ApiError, AuthError, BadRequest, BadResponse, NotFound, PermissionDenied
 from ..http import HttpClient, RequestCounter, json_body
-from ..pool import ordered
+from ..pool import Prefetch, ordered
 from ..retry import RetryPolicy
 from ..settings import ODATA_AUTO, CreatioSettings
 from . import metadata as metadata_module
@@ -203,6 +207,14 @@ class CreatioClient:
         Rows are yielded as the server sent them: a row that is not an object is the caller's
         to refuse (``records.Row`` raises ``RecordError`` for it).
 
+        Pages asked ahead: once the count says how many rows remain, and as long as each page
+        comes full (the page size the first page showed), the ``$skip`` pages the count still
+        needs are asked ``settings.max_concurrency`` at a time and read in order. The pages read
+        and the rules they are read by are those of a read one page at a time: a page that comes
+        short drops the pages asked ahead of it (at most ``max_concurrency - 1`` requests wasted)
+        and the read goes on from the rows it really has; a nextLink ends asking ahead for the
+        rest of the read. Without a count, pages are asked one at a time.
+
         Args:
             entity: the entity set, e.g. ``Contact``.
             select: the columns to read (``Id`` is added when missing).
@@ -215,6 +227,12 @@ class CreatioClient:
                 ``$skip`` would otherwise loop forever), a nextLink repeats, the pages go past the
                 limit, or the rows end before the count said.
         """
+        with ExitStack() as stack:  # the pages asked ahead; those not read yet are dropped at the end
+            yield from self._read_rows(entity, select, filter, orderby, page_size, stack)
+
+    def _read_rows(self, entity: str, select: list[str], filter: str | None, orderby: str,
+                   page_size: int | None, stack: ExitStack) -> Iterator[Any]:
+        """``iter_rows`` itself; ``stack`` closes the pages asked ahead when the read ends."""
         path = self._collection(entity)
         top = page_size or self.settings.page_size
         skip = 0
@@ -228,6 +246,14 @@ class CreatioClient:
         max_pages = self.settings.max_pages
         in_request = 0  # rows since the last $skip request (a nextLink chain counts as one)
         pages = 0
+        step = top  # the rows of a full page, as the first page showed them
+        workers = self.settings.max_concurrency
+        ahead: Prefetch[int, requests.Response] | None = None
+
+        def fetch(at: int) -> requests.Response:
+            params = self._query(select, filter, orderby, top, at)
+            return self.http.request("GET", path, route=path, params=params, headers=ACCEPT_JSON)
+
         while True:
             pages += 1
             if pages > max_pages:
@@ -236,7 +262,10 @@ class CreatioClient:
                 raise BadResponse(f"{self.settings.url} kept sending pages: paging stopped after "
                                   f"{max_pages} pages ({limit})",
                                   system="creatio", method="GET", path=path)
-            response = self.http.request("GET", url, route=path, params=params, headers=ACCEPT_JSON)
+            # A page asked ahead is taken only for the $skip this read asks next; else it is sent now.
+            response = ahead.take(skip) if ahead is not None and params is not None else None
+            if response is None:
+                response = self.http.request("GET", url, route=path, params=params, headers=ACCEPT_JSON)
             payload = json_body(response, system="creatio")
             rows = payload.get("value") if isinstance(payload, dict) else None
             if not isinstance(rows, list):
@@ -251,6 +280,7 @@ class CreatioClient:
                     # read and for the empty page that ends it.
                     shown = max(1, min(len(rows), top)) if len(rows) < total else top
                     max_pages = min(max_pages, math.ceil(total / shown) + 2) if total else 2
+                    step = shown
             fresh, repeated = self._new_rows(rows, seen_ids)
             if rows and repeated == len(rows):
                 first = rows[0].get("Id")
@@ -265,6 +295,8 @@ class CreatioClient:
             yield from fresh
             link = payload.get("@odata.nextLink")
             if isinstance(link, str) and link:
+                if ahead is not None:
+                    ahead.close()  # the server pages by its links: one page at a time from here
                 url, params = self._next_link(response, link, path), None
                 if url in seen_links:
                     raise BadResponse("the server repeated a nextLink; paging stopped", system="creatio",
@@ -285,9 +317,16 @@ class CreatioClient:
                     path=path,
                     status=response.status_code,
                 )
-            skip = read
-            in_request = 0
+            full, skip, in_request = in_request == step, read, 0
             url, params = path, self._query(select, filter, orderby, top, skip)
+            if (full and total is not None and not seen_links and workers > 1
+                    and not (ahead and ahead.active)):
+                # Decision: the pages the count still needs at the page size shown, a few at a time,
+                # but never a page past max_pages; read in order, so every rule above still holds.
+                planned = min(math.ceil((total - skip) / step), max_pages - pages)
+                if planned > 1:
+                    keys = range(skip, skip + planned * step, step)
+                    ahead = stack.enter_context(Prefetch(keys, fetch, workers, name="wcsync-pages"))
 
     @staticmethod
     def _new_rows(rows: list[Any], seen: set[str]) -> tuple[list[Any], int]:

@@ -8,12 +8,17 @@ list read trusts nothing else: ``next`` must be a real boolean, an answer withou
 be an empty list and not an error envelope, a page of ids all read before means the server ignores
 paging, an id read before is passed on once, and Webitel gives no count, so ``max_pages`` bounds a
 read.
+
+The pages after the second are asked ``max_concurrency`` at a time (``connector.pool.Prefetch``)
+once the second also says ``next``; they are read in order, by the same rules, and the read stops
+at the first page that ends it, having sent at most ``max_concurrency - 1`` requests past it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from contextlib import ExitStack
 from typing import Any, Callable, Iterator
 
 import requests
@@ -21,6 +26,7 @@ from pydantic import ValidationError
 
 from ..errors import BadResponse, RecordError, cut
 from ..http import MAX_ID, HttpClient, json_body
+from ..pool import Prefetch
 from ..retry import RetryPolicy
 from ..settings import WebitelSettings
 from .auth import LoginAuth, TokenAuth
@@ -33,6 +39,10 @@ log = logging.getLogger(__name__)
 USER_FIELDS = ("id", "username", "name", "email", "extension", "license", "updated_at")
 # The keys of a list answer; Webitel leaves out empty ones, so {} or {"page": 1} is an empty list.
 PAGE_KEYS = frozenset({"page", "size", "next", "items"})
+# Decision: the first page asked ahead of its turn. Pages 1 and 2 are asked one by one, so a list
+# of one page costs one request and one of two pages two, as without prefetch; only a list that
+# has shown a third page pays for the requests sent past its end.
+FIRST_PREFETCHED = 3
 
 
 class WebitelClient:
@@ -79,80 +89,105 @@ class WebitelClient:
 
     # ---- paging ---------------------------------------------------------------------------------
     def _pages(self, path: str, route: str, params: list[tuple[str, Any]], page_size: int,
-               key: Callable[[Any], Any] = lambda item: _id_key(item.get("id"))) -> Iterator[Any]:
+               key: Callable[[Any], Any] = lambda item: _id_key(item.get("id")),
+               prefetch: bool = True) -> Iterator[Any]:
         """Yield raw items page by page until ``next`` is false or absent, or a page is empty.
 
         Args:
             key: an item's identity (None: unknown), to pass each item on once and to tell a
                 page the server repeats.
+            prefetch: once page 2 says ``next``, ask the following pages ``max_concurrency`` at a
+                time, read in order by the same rules (at most ``max_concurrency - 1`` requests
+                past the page that ends the read are wasted). Off for a caller that stops reading
+                early by design.
 
         Raises:
             BadResponse: an answer that is not a list (an error envelope with status 200 among
                 them), ``next`` that is not a boolean, a page of items all read before, or more
                 pages than ``settings.max_pages``.
         """
-        page, seen, previous = 1, set(), set()
-        while True:
-            if page > self.settings.max_pages:
-                raise BadResponse(
-                    f"{self.settings.url} kept answering next = true: paging stopped after "
-                    f"{self.settings.max_pages} pages (max_pages)",
-                    system="webitel", method="GET", path=route,
-                )
-            response = self.http.request(
-                "GET", path, route=route, params=[*params, ("page", page), ("size", page_size)]
+        max_pages = self.settings.max_pages
+
+        def fetch(number: int) -> requests.Response:
+            return self.http.request(
+                "GET", path, route=route, params=[*params, ("page", number), ("size", page_size)]
             )
-            body = json_body(response, system="webitel")
-            items = _items(body, route, response.status_code)
-            if not items:
-                return
-            fresh, keys = [], set()
-            for item in items:
-                ident = key(item) if isinstance(item, dict) else None
-                if ident is not None:
-                    keys.add(ident)
-                    if ident in seen:
-                        continue
-                    seen.add(ident)
-                fresh.append(item)
-            if not fresh:
-                first = cut(str(key(items[0])), 40)
-                which = "the previous page" if keys <= previous else "pages read before"
-                raise BadResponse(
-                    f"page {page} repeats {which} (first id {first}); the server ignores paging",
-                    system="webitel", method="GET", path=route,
-                )
-            if len(fresh) < len(items):
-                # Decision: an id on two pages (a user added while reading shifts the pages by one)
-                # is passed on once; the first copy is as current as the second.
-                log.warning("webitel GET %s: %d items of page %d came on an earlier page; each is read once",
-                            route, len(items) - len(fresh), page)
-            previous = keys
-            yield from fresh
-            more = body.get("next")
-            if more is None or more is False:
-                return
-            if more is not True:
-                # Decision: "false", 1 or "yes" is no answer to "is there more": the read fails
-                # rather than guess, as stopping early would take the rest of the users for deleted.
-                raise BadResponse(f'"next" is {cut(repr(more), 40)}, not a boolean; paging stopped',
-                                  system="webitel", method="GET", path=route, status=response.status_code)
-            page += 1
+
+        page, seen, previous = 1, set(), set()
+        ahead: Prefetch[int, requests.Response] | None = None
+        with ExitStack() as stack:
+            while True:
+                if page > max_pages:
+                    raise BadResponse(
+                        f"{self.settings.url} kept answering next = true: paging stopped after "
+                        f"{max_pages} pages (max_pages)",
+                        system="webitel", method="GET", path=route,
+                    )
+                response = ahead.take(page) if ahead is not None else None
+                if response is None:
+                    response = fetch(page)
+                body = json_body(response, system="webitel")
+                items = _items(body, route, response.status_code)
+                if not items:
+                    return
+                fresh, keys = [], set()
+                for item in items:
+                    ident = key(item) if isinstance(item, dict) else None
+                    if ident is not None:
+                        keys.add(ident)
+                        if ident in seen:
+                            continue
+                        seen.add(ident)
+                    fresh.append(item)
+                if not fresh:
+                    first = cut(str(key(items[0])), 40)
+                    which = "the previous page" if keys <= previous else "pages read before"
+                    raise BadResponse(
+                        f"page {page} repeats {which} (first id {first}); the server ignores paging",
+                        system="webitel", method="GET", path=route,
+                    )
+                if len(fresh) < len(items):
+                    # Decision: an id on two pages (a user added while reading shifts the pages by
+                    # one) is passed on once; the first copy is as current as the second.
+                    log.warning("webitel GET %s: %d items of page %d came on an earlier page; each is "
+                                "read once", route, len(items) - len(fresh), page)
+                previous = keys
+                yield from fresh
+                more = body.get("next")
+                if more is None or more is False:
+                    return
+                if more is not True:
+                    # Decision: "false", 1 or "yes" is no answer to "is there more": the read fails
+                    # rather than guess, as stopping early would take the rest of the users for
+                    # deleted.
+                    raise BadResponse(f'"next" is {cut(repr(more), 40)}, not a boolean; paging stopped',
+                                      system="webitel", method="GET", path=route,
+                                      status=response.status_code)
+                page += 1
+                workers = self.settings.max_concurrency
+                if prefetch and page == FIRST_PREFETCHED and workers > 1 and page < max_pages:
+                    # The pages up to max_pages are planned; the window asks them a few at a time.
+                    ahead = stack.enter_context(
+                        Prefetch(range(page, max_pages + 1), fetch, workers, name="wcsync-pages"))
 
     # ---- users ----------------------------------------------------------------------------------
     def iter_users(
-        self, *, fields: tuple[str, ...] = USER_FIELDS, page_size: int | None = None, **filters: Any
+        self, *, fields: tuple[str, ...] = USER_FIELDS, page_size: int | None = None, prefetch: bool = True,
+        **filters: Any
     ) -> Iterator[WebitelUser | RecordError]:
         """Every user of the domain, lazily; a user that does not parse comes as a ``RecordError``.
 
         Args:
             fields: the output columns to ask for (``fields=`` repeated).
             page_size: rows per page (default from settings, at most 1000).
+            prefetch: ask the pages after the second ``max_concurrency`` at a time (see
+                ``_pages``); False for a reader that stops early (newest first, to a watermark).
             filters: query filters such as ``username``, ``extension``, ``id`` (a list repeats).
         """
         params: list[tuple[str, Any]] = [("fields", f) for f in fields]
         params += _filter_params(filters)
-        for raw in self._pages("users", "/users", params, page_size or self.settings.page_size):
+        for raw in self._pages("users", "/users", params, page_size or self.settings.page_size,
+                               prefetch=prefetch):
             yield _parse_user(raw)
 
     def list_users(self, **kwargs: Any) -> list[WebitelUser]:

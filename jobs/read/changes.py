@@ -74,7 +74,8 @@ def changed_users(webitel, *, since_ms: int, margin_s: float,
     threshold = since_ms - int(margin_s * 1000)
     previous: int | None = None
     seen, reached = 0, False
-    for item in webitel.iter_users(fields=fields, sort="-updated_at", page_size=CHANGE_PAGE):
+    for item in webitel.iter_users(fields=fields, sort="-updated_at", page_size=CHANGE_PAGE,
+                                   prefetch=False):  # newest first, it stops early: no page ahead
         seen += 1
         if not isinstance(item, WebitelUser):
             return users, "a changed user could not be read; the full read reports it"

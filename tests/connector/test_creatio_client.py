@@ -1,6 +1,7 @@
 """CreatioClient against mocked HTTP: exact requests, paging, CRUD, retries, metadata, typed rows."""
 
 import json
+import threading
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from urllib.parse import parse_qs, urlsplit
@@ -73,6 +74,13 @@ def data_calls():
     return [c for c in responses.calls if not c.request.url.startswith(LOGIN)]
 
 
+def skips_asked():
+    """The $skip of each data request: the first as sent, the others (asked ahead, several at a
+    time, so in no fixed order) sorted."""
+    values = [int(query(c).get("$skip", ["0"])[0]) for c in data_calls()]
+    return values[:1] + sorted(values[1:])
+
+
 def odata_error(message):
     return {"error": {"code": "", "message": "An error has occurred.",
                       "innererror": {"message": message, "internalexception": {"message": message}}}}
@@ -113,7 +121,7 @@ def test_iter_rows_pages_until_short_page(client):
     assert next(iterator) == rows[0]
     assert len(data_calls()) == 1  # lazy: one page fetched so far
     assert [r["Id"] for r in iterator] == [r["Id"] for r in rows[1:]]
-    assert [query(c).get("$skip") for c in data_calls()] == [None, ["3"], ["6"]]
+    assert skips_asked() == [0, 3, 6]
     assert all(query(c)["$top"] == ["3"] and query(c)["$orderby"] == ["Id"] and query(c)["$select"] == ["Id"]
                for c in data_calls())
 
@@ -137,8 +145,7 @@ def test_a_short_page_is_not_the_end_while_rows_remain(client, counted):
     rows = [{"Id": guid(i)} for i in range(7)]
     serve_rows(rows, cap=2, counted=counted)
     assert [r["Id"] for r in client.iter_rows("Contact", select=["Id"])] == [r["Id"] for r in rows]
-    skips = [query(c).get("$skip") for c in data_calls()]
-    assert skips == [None, ["2"], ["4"], ["6"]] + ([] if counted else [["7"]])
+    assert skips_asked() == [0, 2, 4, 6] + ([] if counted else [7])
 
 
 def test_rows_ending_before_the_count_are_an_incomplete_read(client):
@@ -251,6 +258,109 @@ def test_a_row_read_twice_is_passed_on_once_with_a_warning(client, caplog):
         ids = [r["Id"] for r in client.iter_rows("Contact", select=["Id"])]
     assert ids == [guid(1), guid(2), guid(3), guid(4), guid(5), guid(6)]
     assert "1 rows of page 2 came before" in caplog.text
+
+
+# --- pages asked ahead ---------------------------------------------------------------------------
+
+
+def settle():
+    """Wait for the pages asked ahead that were still in flight when a read ended."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("wcsync-pages"):
+            thread.join(5)
+
+
+@pytest.fixture(autouse=True)
+def _no_page_outlives_its_test():
+    yield
+    settle()
+
+
+def paged(sleeps, concurrency):
+    """A client reading pages of 3, ``concurrency`` requests at a time, with the login answered."""
+    responses.post(LOGIN, json={"Code": 0}, headers=[("Set-Cookie", ".ASPXAUTH=aspx-1; path=/"),
+                                                     ("Set-Cookie", "BPMCSRF=csrf-1; path=/")])
+    return limited(sleeps, max_concurrency=concurrency)
+
+
+def serve_odd(rows, *, total=None, short_at=None, fail_at=None):
+    """$top/$skip paging of ``rows`` with a count of ``total`` (default: the rows'); the page at
+    ``short_at`` comes one row short, the one at ``fail_at`` is refused (403)."""
+    def callback(request):
+        q = parse_qs(urlsplit(request.url).query)
+        top, skip = int(q["$top"][0]), int(q.get("$skip", ["0"])[0])
+        if skip == fail_at:
+            return 403, {}, json.dumps(odata_error("no read rights on Contact"))
+        page = {"value": rows[skip:skip + top - (skip == short_at)]}
+        if q.get("$count") == ["true"]:
+            page["@odata.count"] = len(rows) if total is None else total
+        return 200, {}, json.dumps(page)
+    responses.add_callback(responses.GET, CONTACTS, callback=callback)
+
+
+@pytest.mark.parametrize("concurrency", [2, 4])
+def test_the_pages_the_count_needs_are_asked_ahead_each_once_and_read_in_order(sleeps, concurrency):
+    rows = [{"Id": guid(i)} for i in range(20)]
+    client = paged(sleeps, concurrency)
+    serve_odd(rows)
+    assert [r["Id"] for r in client.iter_rows("Contact", select=["Id"])] == [r["Id"] for r in rows]
+    settle()
+    assert skips_asked() == [0, 3, 6, 9, 12, 15, 18]  # none past the count
+    assert query(data_calls()[0])["$count"] == ["true"]
+    assert all("$count" not in query(c) for c in data_calls()[1:])
+
+
+def read_each_way(sleeps, make_server):
+    """(rows or error, $skips asked) of a read one page at a time, then of one four at a time."""
+    outcomes = []
+    for concurrency in (1, 4):
+        responses.reset()
+        client = paged(sleeps, concurrency)
+        make_server()
+        got = []
+        try:
+            for row in client.iter_rows("Contact", select=["Id"]):
+                got.append(row["Id"])
+        except errors.SyncError as exc:
+            got.append((type(exc), str(exc)))
+        settle()
+        outcomes.append((got, skips_asked()))
+    return outcomes
+
+
+def test_a_short_page_mid_way_drops_the_pages_asked_ahead_and_reads_on_as_one_by_one(sleeps):
+    rows = [{"Id": guid(i)} for i in range(20)]
+    (alone, one_by_one), (ahead, asked) = read_each_way(sleeps, lambda: serve_odd(rows, short_at=9))
+    assert ahead == alone == [r["Id"] for r in rows]
+    assert one_by_one == [0, 3, 6, 9, 11, 14, 17]  # on from the rows the short page really had
+    wasted = sorted(set(asked) - set(one_by_one))
+    assert set(one_by_one) <= set(asked) and len(asked) == len(set(asked))
+    assert set(wasted) <= {12, 15, 18} and len(wasted) <= 3
+
+
+def test_a_failing_page_stops_the_read_with_the_error_of_a_read_one_by_one(sleeps):
+    rows = [{"Id": guid(i)} for i in range(20)]
+    (alone, _), (ahead, asked) = read_each_way(sleeps, lambda: serve_odd(rows, fail_at=9))
+    assert ahead == alone
+    assert alone[:-1] == [r["Id"] for r in rows[:9]] and alone[-1][0] is errors.PermissionDenied
+    assert 9 in asked
+
+
+def test_rows_that_end_before_the_count_fail_the_read_as_one_by_one(sleeps):
+    rows = [{"Id": guid(i)} for i in range(14)]  # the count says 20: six went during the read
+    (alone, one_by_one), (ahead, _) = read_each_way(sleeps, lambda: serve_odd(rows, total=20))
+    assert ahead == alone and one_by_one == [0, 3, 6, 9, 12, 14]
+    assert alone[-1][0] is errors.BadResponse and "after 14 of 20 rows" in alone[-1][1]
+
+
+def test_a_server_paging_by_next_links_is_read_one_page_at_a_time(sleeps):
+    links = iter([f"{CONTACTS}?$skiptoken=a", f"{CONTACTS}?$skiptoken=b", None])
+    client = paged(sleeps, 4)
+    calls = endless(lambda n, q: {"value": new_rows(n), "@odata.count": 9,
+                                  **({"@odata.nextLink": link} if (link := next(links)) else {})})
+    assert len(client.list_rows("Contact", select=["Id"])) == 9
+    settle()
+    assert len(calls) == 3 and all("$skip" not in parse_qs(urlsplit(call).query) for call in calls)
 
 
 @pytest.mark.parametrize("row", [5, "text", None, [1, 2], True])

@@ -10,7 +10,7 @@ import responses
 
 from connector import errors
 from connector.http import HttpClient
-from connector.pool import Limiter, Pool, ordered
+from connector.pool import Limiter, Pool, Prefetch, ordered
 from connector.retry import RetryPolicy
 
 BASE = "https://api.test/"
@@ -314,3 +314,70 @@ def test_requests_refused_for_one_dead_session_log_in_once_between_them():
         futures = [pool.submit(http.request, "GET", "users") for _ in range(4)]
     assert all(f.result().status_code == 200 for f in futures)
     assert auth.logins == 2  # the first, and one re-login for the four refused requests
+
+
+# --- fetches asked ahead -------------------------------------------------------------------------
+
+
+def recording(fail_at=None, hold_s=0.002):
+    sent, lock = [], threading.Lock()
+
+    def fetch(key):
+        with lock:
+            sent.append(key)
+        time.sleep(hold_s)
+        if key == fail_at:
+            raise errors.BadResponse(f"page {key} broken")
+        return f"answer {key}"
+
+    return sent, fetch
+
+
+def test_prefetch_hands_answers_out_in_order_and_sends_at_most_workers_minus_one_past_the_last():
+    sent, fetch = recording()
+    with Prefetch(range(1, 101), fetch, 4) as ahead:
+        assert [ahead.take(k) for k in range(1, 11)] == [f"answer {k}" for k in range(1, 11)]
+    time.sleep(0.05)
+    # 10 read, at most 3 sent past the last one taken (one not started yet is never sent)
+    assert sorted(sent) == list(range(1, len(sent) + 1)) and 10 <= len(sent) <= 13
+
+
+def test_prefetch_off_its_plan_drops_the_rest_and_answers_none():
+    sent, fetch = recording()
+    ahead = Prefetch([0, 3, 6, 9, 12], fetch, 2)
+    assert ahead.take(0) == "answer 0" and ahead.take(3) == "answer 3"
+    assert ahead.take(5) is None and not ahead.active  # the caller sends 5 itself
+    assert ahead.take(6) is None
+    time.sleep(0.05)
+    assert set(sent) <= {0, 3, 6} and {0, 3} <= set(sent)
+
+
+def test_prefetch_raises_a_failed_fetch_at_its_own_turn_only():
+    sent, fetch = recording(fail_at=3)
+    with Prefetch(range(1, 6), fetch, 4) as ahead:
+        assert ahead.take(1) == "answer 1" and ahead.take(2) == "answer 2"  # 3 already failed
+        with pytest.raises(errors.BadResponse, match="page 3 broken"):
+            ahead.take(3)
+    sent, fetch = recording(fail_at=3)
+    with Prefetch(range(1, 6), fetch, 4) as ahead:
+        assert ahead.take(1) == "answer 1" and ahead.take(2) == "answer 2"
+    # the read ended at 2: page 3 was sent (and failed) ahead, and nobody is told
+
+
+def test_prefetch_leaving_on_an_error_waits_for_the_fetches_running():
+    sent, fetch = recording(hold_s=0.05)
+    with pytest.raises(RuntimeError), Prefetch(range(1, 10), fetch, 3) as ahead:
+        ahead.take(1)
+        raise RuntimeError("the read failed")
+    assert not [t for t in threading.enumerate() if t.name.startswith("wcsync-pages")]
+
+
+def test_prefetch_closed_twice_leaves_no_thread_waiting():
+    for _ in range(20):  # the race it guards against: a second close draining the end markers
+        sent, fetch = recording(hold_s=0.001)
+        ahead = Prefetch(range(1, 10), fetch, 4)
+        ahead.take(1)
+        ahead.close()
+        ahead.close(wait=True)
+    time.sleep(0.1)
+    assert not [t for t in threading.enumerate() if t.name.startswith("wcsync-pages")]

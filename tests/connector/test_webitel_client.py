@@ -3,6 +3,7 @@
 import json
 import logging
 import re
+import threading
 from datetime import datetime, timezone
 
 import pytest
@@ -454,23 +455,26 @@ def test_next_must_be_a_real_boolean(value):
     assert calls == [1]
 
 
+@pytest.mark.parametrize("concurrency", [1, 4])
 @responses.activate
-def test_pages_that_alternate_are_refused():
+def test_pages_that_alternate_are_refused(concurrency):
     a = [{"id": "1", "username": "a"}, {"id": "2", "username": "b"}]
     b = [{"id": "3", "username": "c"}, {"id": "4", "username": "d"}]
     calls = serve_pages(lambda page: page_body(a if page % 2 else b, True))
     with pytest.raises(errors.BadResponse, match="page 3 repeats pages read before"):
-        list(client().iter_users())
-    assert calls == [1, 2, 3]
+        list(client(max_concurrency=concurrency).iter_users())
+    # Sequential: up to page 3; with pages asked ahead, at most 3 more were sent past it.
+    assert calls[:2] == [1, 2] and 3 in calls and set(calls) <= set(range(1, 3 + concurrency))
 
 
+@pytest.mark.parametrize("concurrency", [1, 4])
 @pytest.mark.parametrize("listing", ["iter_users", "iter_licenses"])
 @responses.activate
-def test_endless_pages_of_new_ids_stop_at_max_pages(listing):
+def test_endless_pages_of_new_ids_stop_at_max_pages(listing, concurrency):
     calls = serve_pages(lambda page: page_body([{"id": str(page), "username": f"u{page}"}], True))
     with pytest.raises(errors.BadResponse) as raised:
-        list(getattr(client(max_pages=5), listing)())
-    assert calls == [1, 2, 3, 4, 5]
+        list(getattr(client(max_pages=5, max_concurrency=concurrency), listing)())
+    assert sorted(calls) == [1, 2, 3, 4, 5]  # never a page past max_pages, even asked ahead
     text = str(raised.value)
     assert "webitel GET /" in text and API in text and "after 5 pages (max_pages)" in text
 
@@ -528,3 +532,118 @@ def test_a_user_whose_id_is_no_id_is_an_invalid_record(ident):
 def test_the_largest_int64_id_is_a_user():
     responses.get(f"{API}/users", json=page([{"id": str(2**63 - 1), "username": "max"}], False))
     assert [u.id for u in client().iter_users()] == [2**63 - 1]
+
+
+# --- pages asked ahead (prefetch) ----------------------------------------------------------------
+
+
+def settle():
+    """Wait for the pages asked ahead that were still in flight when a read ended."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("wcsync-pages"):
+            thread.join(5)
+
+
+@pytest.fixture(autouse=True)
+def _no_page_outlives_its_test():
+    yield
+    settle()
+
+
+def numbered(last, *, size=2, short=()):
+    """Pages 1..last of ``size`` users (``short`` pages have one), ``next`` true up to ``last``;
+    past it, empty pages saying next = false, as Webitel answers a page past the end."""
+    def make(page):
+        if page > last:
+            return page_body([], False)
+        count = 1 if page in short else size
+        return page_body([{"id": str(page * 10 + i), "username": f"u{page}-{i}"} for i in range(count)],
+                         page < last)
+    return make
+
+
+def ids_of(last, *, size=2, short=()):
+    return [page * 10 + i for page in range(1, last + 1) for i in range(1 if page in short else size)]
+
+
+@pytest.mark.parametrize("last", [1, 2])
+@responses.activate
+def test_a_list_of_one_or_two_pages_costs_no_request_more(last):
+    calls = serve_pages(numbered(last))
+    assert [u.id for u in client(max_concurrency=4).iter_users()] == ids_of(last)
+    settle()
+    assert calls == list(range(1, last + 1))
+
+
+@pytest.mark.parametrize("concurrency", [2, 4])
+@responses.activate
+def test_pages_after_the_second_are_asked_ahead_and_read_in_order(concurrency):
+    calls = serve_pages(numbered(10, short={5}))  # page 5 short yet next = true: not the end
+    users = list(client(max_concurrency=concurrency).iter_users())
+    settle()
+    assert [u.id for u in users] == ids_of(10, short={5})
+    assert calls[:2] == [1, 2]  # one by one until page 2 says next
+    past_end = sorted(set(calls) - set(range(1, 11)))
+    assert sorted(calls) == list(range(1, 11)) + past_end  # each page once
+    assert past_end == list(range(11, 11 + len(past_end))) and len(past_end) <= concurrency - 1
+
+
+@responses.activate
+def test_without_prefetch_pages_are_asked_one_by_one():
+    calls = serve_pages(numbered(6))
+    assert [u.id for u in client(max_concurrency=4).iter_users(prefetch=False)] == ids_of(6)
+    settle()
+    assert calls == [1, 2, 3, 4, 5, 6]
+
+
+@responses.activate
+def test_a_caller_that_stops_early_leaves_the_pages_not_started_unsent():
+    calls = serve_pages(numbered(50))
+    users = client(max_concurrency=4).iter_users()
+    taken = [next(users).id for _ in range(7)]  # into page 4
+    users.close()
+    settle()
+    assert taken == ids_of(4)[:7]
+    assert max(calls) <= 4 + 3
+
+
+@responses.activate
+def test_an_empty_page_mid_way_ends_the_read_as_before():
+    pages = numbered(10)
+    calls = serve_pages(lambda page: page_body([], True) if page == 6 else pages(page))
+    assert [u.id for u in client(max_concurrency=4).iter_users()] == ids_of(5)
+    settle()
+    assert set(range(1, 7)) <= set(calls) and max(calls) <= 6 + 3
+
+
+def failing_at(bad, last=10):
+    pages = numbered(last)
+
+    def callback(request):
+        page = int(dict(p.split("=") for p in request.url.split("?")[1].split("&"))["page"])
+        if page == bad:
+            return 403, {}, json.dumps({"id": "app.denied", "code": 403, "detail": "no access to users"})
+        return 200, {}, json.dumps(pages(page))
+
+    responses.add_callback(responses.GET, f"{API}/users", callback=callback)
+
+
+@responses.activate
+def test_a_failing_page_stops_the_read_with_the_error_of_a_read_one_by_one():
+    outcomes = []
+    for concurrency in (1, 4):
+        responses.reset()
+        failing_at(5)
+        got = []
+        with pytest.raises(errors.ApiError) as raised:
+            for user in client(max_concurrency=concurrency).iter_users():
+                got.append(user.id)
+        outcomes.append((got, type(raised.value), str(raised.value)))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] == ids_of(4) and outcomes[0][1] is errors.PermissionDenied
+
+
+@responses.activate
+def test_a_page_past_the_end_that_fails_does_not_fail_the_read():
+    failing_at(11)  # asked ahead, past the last page: its answer is never read
+    assert [u.id for u in client(max_concurrency=4).iter_users()] == ids_of(10)
