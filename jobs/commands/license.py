@@ -192,6 +192,7 @@ def change_grant(
             return exit_codes.OK
         with recorded_run(store, "licenses", False, lambda: now) as report:
             report.plan = plan
+            report.details["command"] = f"license {action}"  # one grant: not a cycle's view of all
             steps = license_steps(webitel, creatio, model, {lic.serial.lower(): lic.serial})
             report.applied = apply_plan(plan, steps, store=store, run_id=report.run_id, now=lambda: now)
             record_plan_events(store, report.run_id, plan, now, actions=False)

@@ -136,14 +136,20 @@ def unignore_user(config: AppConfig, user: str, *, who: str, now: datetime | Non
     return {"key": key, "who": who}
 
 
+def _cycle_runs(store, job: str):
+    """The real runs of ``job`` that looked at everyone (or carried what they did not look at):
+    not dry, not ``license assign|revoke`` (one grant, recorded as a licences run), newest first."""
+    return (r for r in store.recent_runs(20, job=job)
+            if not r.dry_run and not (r.report or {}).get("command"))
+
+
 def _latest_run(store, job: str):
-    return next((r for r in store.recent_runs(20, job=job) if not r.dry_run and r.outcome != "running"), None)
+    return next((r for r in _cycle_runs(store, job) if r.outcome != "running"), None)
 
 
 def earlier_conflicts(store, job: str) -> list[Issue]:
     """The conflicts (accepted ones too) of the latest real run of ``job`` that got as far as a plan."""
-    run = next((r for r in store.recent_runs(20, job=job)
-                if not r.dry_run and r.outcome not in ("running", "failed")), None)
+    run = next((r for r in _cycle_runs(store, job) if r.outcome not in ("running", "failed")), None)
     report = (run.report or {}) if run else {}
     return [_issue(item) for item in report.get("conflicts", []) + report.get("ignored", [])]
 
