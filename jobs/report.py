@@ -164,7 +164,7 @@ def read_lines(details: dict[str, Any]) -> list[str]:
     mode = details.get("mode")
     if mode == "incremental":
         carried = details.get("carried_conflicts", 0)
-        return [f"  read: what changed since the last cycle (incremental)"
+        return ["  read: what changed since the last cycle (incremental)"
                 + (f"; {carried} conflict(s) of users it did not read carried over" if carried else "")]
     if mode == "full":
         why = details.get("fallback")
