@@ -163,7 +163,7 @@ def read_scoped(webitel, creatio, model: ObjectModel, changes: Changes, *, domai
     exts = sorted({tidy(x.extension) for x in (*by_id.values(), *changes.records, *waiting)
                    if tidy(x.extension)})
     held = {extension_key(u.extension) for u in by_id.values() if extension_key(u.extension)}
-    for found in _holders(webitel, [e for e in exts if extension_key(e) not in held]):
+    for found in extension_holders(webitel, [e for e in exts if extension_key(e) not in held]):
         by_id.update({u.id: u for u in found})
     # A user whose name cannot be looked up is its own error, as in a full read.
     users, unsearchable = searchable(creatio, [by_id[k] for k in sorted(by_id)])
@@ -255,7 +255,7 @@ def _by_username(webitel, username: str) -> list[WebitelUser]:
             if isinstance(u, WebitelUser) and normalise_key(u.username) == normalise_key(username)]
 
 
-def _holders(webitel, extensions: list[str]) -> Iterator[list[WebitelUser]]:
+def extension_holders(webitel, extensions: list[str]) -> Iterator[list[WebitelUser]]:
     """The Webitel users holding each extension: one request per extension (``extension`` takes one
     value, compared with LIKE: compared again here), ``[webitel] max_concurrency`` at a time."""
     def holding(extension: str) -> list[WebitelUser]:

@@ -146,6 +146,7 @@ def read_license_scope(
     domain: str,
     licenses: tuple,
     license_records: tuple[LicenseRecord, ...],
+    catalog_issues: list[Issue],
     record_wids: dict[str, str],
     baseline_of,
     outside_grants,
@@ -187,7 +188,7 @@ def read_license_scope(
     scope &= set(users)  # a user deleted in Webitel is the full read's
     rids = {wid: rid for rid, wid in record_wids.items() if wid in scope}
     grant = model.webitel_user_license
-    invalid: list[Issue] = []
+    invalid = list(catalog_issues)
     wanted_rows = set(rids.values())
     if changes.all_rows is not None:  # the whole table was read already
         rows = [r for r in changes.all_rows if r.user_id in wanted_rows]

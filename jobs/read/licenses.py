@@ -40,8 +40,9 @@ def read_license_snapshot(
     ``created_after``: the "User Licenses" rows created after this moment are kept in
     ``snapshot.recent_rows`` (for the next incremental cycle's count check).
     """
-    progress("reading the Webitel licence registry")
-    licenses = tuple(webitel.iter_licenses())
+    progress("reading the licence registry of both sides")
+    invalid: list[Issue] = []
+    licenses, license_records = read_catalog(webitel, creatio, model, invalid)
     progress("reading Webitel users' licences")
     grants: dict[str, frozenset[str]] = {}
     usernames: dict[str, str] = {}
@@ -57,14 +58,12 @@ def read_license_snapshot(
                 held = held_sets[serials] = frozenset(intern(s.lower()) for s in serials)
             grants[wid] = held
             usernames[wid] = user.username
-    progress("reading Creatio licences and grants")
-    invalid: list[Issue] = []
-    license_records = tuple(_records(creatio, LicenseRecord, model, invalid))
+    progress("reading Creatio's Webitel users and grants")
     # The Webitel-user records are only needed as Webitel id -> record Id: not kept whole.
     record_ids: dict[str, str] = {}
     known: set[str] = set()
     user_record_count = 0
-    for record in _iter_records(creatio, WebitelUserRecord, model, invalid):
+    for record in iter_records(creatio, WebitelUserRecord, model, invalid):
         user_record_count += 1
         known.add(record.id)
         if record.webitel_id:
@@ -80,7 +79,7 @@ def read_license_snapshot(
             recent.append((row, created))
 
     grant_rows = tuple(
-        _records(
+        iter_records(
             creatio,
             GrantRecord,
             model,
@@ -112,21 +111,14 @@ def read_license_snapshot(
     return snapshot, floor
 
 
-def _records(
-    creatio,
-    record_type,
-    model: ObjectModel,
-    invalid: list[Issue],
-    *,
-    extra: tuple[str, ...] = (),
-    on_row: Callable[[dict, object], None] | None = None,
-) -> list:
-    """Typed records of a whole table; an unreadable row is reported and left alone. ``extra``:
-    more columns to read, which ``on_row(raw, record)`` sees."""
-    return list(_iter_records(creatio, record_type, model, invalid, extra=extra, on_row=on_row))
+def read_catalog(webitel, creatio, model: ObjectModel, invalid: list[Issue]) -> tuple[tuple, tuple]:
+    """The licence registry of both sides: Webitel's licences and Creatio's licence records (an
+    unreadable record is reported in ``invalid`` and left alone)."""
+    licenses = tuple(webitel.iter_licenses())
+    return licenses, tuple(iter_records(creatio, LicenseRecord, model, invalid))
 
 
-def _iter_records(
+def iter_records(
     creatio,
     record_type,
     model: ObjectModel,
@@ -135,7 +127,8 @@ def _iter_records(
     extra: tuple[str, ...] = (),
     on_row: Callable[[dict, object], None] | None = None,
 ) -> Iterator:
-    """``_records`` one at a time, as the pages come."""
+    """Typed records of a whole table, as the pages come; an unreadable row is reported in
+    ``invalid`` and left alone. ``extra``: more columns to read, which ``on_row(raw, record)`` sees."""
     for row in creatio.iter_rows(record_type.entity(model), select=[*record_type.columns(model), *extra]):
         try:
             record = record_type.from_row(row, model)

@@ -20,9 +20,10 @@ from connector.creatio.values import EXTENSION_COMMUNICATION_TYPE, SYS_ADMIN_UNI
 from connector.errors import Refused
 from connector.webitel.models import WebitelUser
 from mappings.keys import contact_id as own_contact_id
-from mappings.keys import extension_key, tidy, user_record_id
+from mappings.keys import tidy, user_record_id
 from mappings.users import display_name, user_label
 
+from jobs.read.changes import extension_holders
 from jobs.read.snapshots import AgreedFields, LicenseSnapshot, UsersSnapshot
 
 USER_FIELDS = ("id", "username", "name", "email", "extension", "license")
@@ -43,9 +44,8 @@ def read_one_user(webitel, creatio, model: ObjectModel, *, user: str, domain: st
           f"{len(found.serials)} licence(s)")
     holders: dict[str, tuple[str, ...]] = {}
     if ext:
-        others = [u for u in webitel.iter_users(extension=ext, fields=("id", "username", "extension"))
-                  if isinstance(u, WebitelUser) and u.id != found.id
-                  and extension_key(u.extension) == extension_key(ext)]
+        (held,) = extension_holders(webitel, [ext])
+        others = [u for u in held if u.id != found.id]
         if others:
             holders[ext] = tuple(user_label(u.username, u.id) for u in others)
             trace(f"read Webitel: extension {ext} is also held by {', '.join(holders[ext])}")

@@ -7,8 +7,6 @@ import logging
 from datetime import datetime, timedelta
 from typing import Callable, Mapping
 
-from connector.creatio.records import LicenseRecord
-from connector.webitel.models import to_ms
 
 from jobs.apply.engine import ApplyResult, apply_plan
 from jobs.apply.licenses import license_steps, sides_after
@@ -19,10 +17,10 @@ from jobs.plan.licenses import LicensePlanOptions, plan_licenses
 from jobs.plan.resolutions import carry_over, split_ignored
 from jobs.read.license_changes import (RowsSeen, find_deleted, own_row, read_license_changes,
                                        read_license_scope)
-from jobs.read.licenses import read_license_snapshot
+from jobs.read.licenses import read_catalog, read_license_snapshot
 from jobs.report import RunReport
 from jobs.sync.resolutions import earlier_conflicts
-from jobs.sync.users import cycle_mode, marks
+from jobs.sync import watermarks
 from jobs.sync.recording import (budget_guard, record_plan_events, recorded_run, refuse, utcnow,
                                  webitel_domain)
 
@@ -62,7 +60,7 @@ def run_licenses(config: AppConfig, *, webitel, creatio, store, dry_run: bool = 
         started = clock()
         margin = config.sync.watermark_margin_s
         seen = rows_seen(store)
-        mode = cycle_mode(config, store, started, full=full or bool(approve), job="licenses")
+        mode = watermarks.cycle_mode(config, store, started, job="licenses", full=full or bool(approve))
         if not store.has_baseline() or seen is None:
             mode = "full"
         snapshot, scope, changes = None, None, None
@@ -154,13 +152,10 @@ def _read_incremental(
 ):
     """``(snapshot, scope, changes, "")``, or ``(None, None, None, why)`` when a full read must be made."""
     model = config.creatio.objects
-    webitel_mark, creatio_mark, _ = marks("licenses")
+    mark = watermarks.since(store, "licenses")
     progress("reading what changed since the last licence sync")
-    licenses = tuple(webitel.iter_licenses())
-    license_records = tuple(
-        LicenseRecord.from_row(r, model)
-        for r in creatio.iter_rows(model.webitel_license.entity, select=LicenseRecord.columns(model))
-    )
+    catalog_issues: list[Issue] = []
+    licenses, license_records = read_catalog(webitel, creatio, model, catalog_issues)
     serials = {r.id: r.serial.lower() for r in license_records if r.serial}
     record_wids = {rid: wid for wid, rid in store.links("webitel_user").items()}
     changes = read_license_changes(
@@ -168,8 +163,8 @@ def _read_incremental(
         creatio,
         model,
         domain=domain,
-        since_ms=int(store.get_value(webitel_mark) or 0),
-        since_modified=datetime.fromisoformat(store.get_value(creatio_mark)),
+        since_ms=mark.webitel_ms,
+        since_modified=mark.creatio,
         margin_s=config.sync.watermark_margin_s,
         seen=seen,
         record_wids=record_wids,
@@ -192,6 +187,7 @@ def _read_incremental(
         domain=domain,
         licenses=licenses,
         license_records=license_records,
+        catalog_issues=catalog_issues,
         record_wids=record_wids,
         baseline_of=store.baseline_of,
         outside_grants=lambda n: total - n,
@@ -217,7 +213,6 @@ def _rows_read(snapshot, changes, domain: str) -> tuple[int | None, list[tuple[s
 def _advance(store, creatio, model, report: RunReport, rows: tuple[int | None, list[tuple[str, datetime]]], *,
              started: datetime, margin: float, now: Callable[[], datetime]) -> None:
     """Move the watermarks on and remember the rows the table holds now (see ``rows_seen``)."""
-    webitel_mark, creatio_mark, full_at = marks("licenses")
     wrote_rows = report.applied is not None and any(
         o.ok and o.action.kind in ("create_grant_row", "delete_grant_row") for o in report.applied.outcomes
     )
@@ -232,7 +227,4 @@ def _advance(store, creatio, model, report: RunReport, rows: tuple[int | None, l
         json.dumps({"count": count, "ended_at": ended.isoformat(), "recent_ids": sorted(recent)}),
         now=ended,
     )
-    store.set_value(webitel_mark, str(to_ms(started)), now=ended)
-    store.set_value(creatio_mark, started.isoformat(), now=ended)
-    if report.details.get("mode") == "full":
-        store.set_value(full_at, started.isoformat(), now=ended)
+    watermarks.advance(store, "licenses", started=started, mode=report.details["mode"], now=ended)

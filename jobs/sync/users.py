@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable, Mapping
 
 from connector.creatio.records import WebitelUserRecord
-from connector.webitel.models import to_ms
 
 from jobs.apply.engine import ApplyResult, apply_plan
 from jobs.apply.users import user_links, user_steps
-from jobs.config import AppConfig, duration_s
+from jobs.config import AppConfig
 from jobs.plan import UserPlanOptions, plan_users
 from jobs.plan.provision import ProvisionOptions
 from jobs.plan.resolutions import carry_over, split_ignored
@@ -26,6 +25,7 @@ from jobs.read.lookup import ReadStats
 from jobs.read.users import read_users_snapshot
 from jobs.report import RunReport
 from jobs.sync.resolutions import earlier_conflicts
+from jobs.sync import watermarks
 from jobs.sync.recording import (budget_guard, record_plan_events, recorded_run, refuse, utcnow,
                                  webitel_domain)
 
@@ -94,19 +94,18 @@ def run_users(
         linked_contacts = {wid: r["contact_id"] for wid, r in link_resolutions.items()}
         started = clock()
         # An approved run is there to apply what a full read refused: it reads everything.
-        mode = cycle_mode(config, store, started, full=full or bool(approve))
+        mode = watermarks.cycle_mode(config, store, started, job="users", full=full or bool(approve))
         options = user_plan_options(config, approve)
         snapshot = None
         if mode == "incremental":
             say("reading what changed since the last cycle")
-            since_modified = datetime.fromisoformat(store.get_value(CREATIO_MARK))
-            changes = read_changes(webitel, creatio, config.creatio.objects,
-                                   since_ms=int(store.get_value(WEBITEL_MARK) or 0),
-                                   since_modified=since_modified, margin_s=config.sync.watermark_margin_s)
+            mark = watermarks.since(store, "users")
+            changes = read_changes(webitel, creatio, config.creatio.objects, since_ms=mark.webitel_ms,
+                                   since_modified=mark.creatio, margin_s=config.sync.watermark_margin_s)
             # A user an administrator linked since the last cycle is planned again, changed or not.
-            edge = since_modified - timedelta(seconds=config.sync.watermark_margin_s)
+            edge = mark.creatio - timedelta(seconds=config.sync.watermark_margin_s)
             changes.resolved = sorted(int(w) for w, r in link_resolutions.items()
-                                      if w.isdigit() and r["at"] and aware(r["at"]) >= edge)
+                                      if w.isdigit() and r["at"] and r["at"] >= edge)
             if changes.fallback:
                 mode = "full"
                 report.details["fallback"] = changes.fallback
@@ -172,40 +171,6 @@ def run_users(
         record_plan_events(store, report.run_id, report.plan, clock(), actions=dry_run)
         if not dry_run and not report.interrupted and report.plan.guard is None:
             # Only a cycle that read and applied everything moves the watermarks on (a run that
-            # failed raised before here): the next cycle starts where this one began, on this
-            # machine's clock for both sides (the margin covers a server clock that lags), so a
-            # burst of changes is read again only until the margin has passed, never for good.
-            store.set_value(WEBITEL_MARK, str(to_ms(started)), now=clock())
-            store.set_value(CREATIO_MARK, started.isoformat(), now=clock())
-            if mode == "full":
-                store.set_value(FULL_AT, started.isoformat(), now=clock())
+            # failed raised before here).
+            watermarks.advance(store, "users", started=started, mode=mode, now=clock())
     return report
-
-
-def aware(moment: datetime) -> datetime:
-    """A stored time as an aware one (a store may give it back without its UTC zone)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def marks(job: str) -> tuple[str, str, str]:
-    """The state keys of a job's watermarks (Webitel ms, Creatio time) and of its last full read."""
-    return f"watermark.{job}.webitel_ms", f"watermark.{job}.creatio", f"full.{job}.at"
-
-
-WEBITEL_MARK, CREATIO_MARK, FULL_AT = marks("users")
-
-
-def cycle_mode(config: AppConfig, store, now: datetime, *, full: bool = False, job: str = "users") -> str:
-    """``full`` when asked, before the job's first cycle, or when its last full read is older than
-    ``[sync] full_every``; else ``incremental``."""
-    webitel_mark, creatio_mark, full_at = marks(job)
-    last_full = store.get_value(full_at)
-    if (
-        full
-        or not last_full
-        or store.get_value(webitel_mark) is None
-        or store.get_value(creatio_mark) is None
-    ):
-        return "full"
-    age = (now - datetime.fromisoformat(last_full)).total_seconds()
-    return "full" if age >= duration_s(config.sync.full_every) else "incremental"
