@@ -7,6 +7,7 @@ from email.utils import format_datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from threadkit import settle
 import responses
 from responses import matchers
 
@@ -261,19 +262,6 @@ def test_a_row_read_twice_is_passed_on_once_with_a_warning(client, caplog):
 
 
 # --- pages asked ahead ---------------------------------------------------------------------------
-
-
-def settle():
-    """Wait for the pages asked ahead that were still in flight when a read ended."""
-    for thread in threading.enumerate():
-        if thread.name.startswith("wcsync-pages"):
-            thread.join(5)
-
-
-@pytest.fixture(autouse=True)
-def _no_page_outlives_its_test():
-    yield
-    settle()
 
 
 def paged(sleeps, concurrency):
@@ -540,7 +528,6 @@ def test_iter_by_values_chunks_within_max_url_length(sleeps):
 
 
 def test_iter_by_values_reads_max_concurrency_chunks_at_once_and_keeps_their_order(sleeps):
-    import threading
     import time
 
     responses.post(LOGIN, json={"Code": 0}, headers=[("Set-Cookie", "BPMCSRF=c; path=/")])

@@ -3,10 +3,10 @@
 import json
 import logging
 import re
-import threading
 from datetime import datetime, timezone
 
 import pytest
+from threadkit import settle
 import responses
 from responses import matchers
 
@@ -535,19 +535,6 @@ def test_the_largest_int64_id_is_a_user():
 
 
 # --- pages asked ahead (prefetch) ----------------------------------------------------------------
-
-
-def settle():
-    """Wait for the pages asked ahead that were still in flight when a read ended."""
-    for thread in threading.enumerate():
-        if thread.name.startswith("wcsync-pages"):
-            thread.join(5)
-
-
-@pytest.fixture(autouse=True)
-def _no_page_outlives_its_test():
-    yield
-    settle()
 
 
 def numbered(last, *, size=2, short=()):
