@@ -255,23 +255,15 @@ class WebitelApp:
         return self._json(user_wire(user, self.catalog.licenses, CREATED_FIELDS))
 
     def _put_user(self, request: Request, user_id: str, token: str) -> Response:
-        user = users.update(
-            self,
-            _user_id(user_id),
-            read_json(request),
-            replace=True,
-            query_password=request.arg("user_password"),
-        )
-        return self._json(user_wire(user, self.catalog.licenses, UPDATED_FIELDS))
+        return self._update_user(request, user_id, replace=True)
 
     def _patch_user(self, request: Request, user_id: str, token: str) -> Response:
-        user = users.update(
-            self,
-            _user_id(user_id),
-            read_json(request),
-            replace=False,
-            query_password=request.arg("user_password"),
-        )
+        return self._update_user(request, user_id, replace=False)
+
+    def _update_user(self, request: Request, user_id: str, *, replace: bool) -> Response:
+        """``PUT`` (the body replaces the user) and ``PATCH`` (the body's fields change)."""
+        user = users.update(self, _user_id(user_id), read_json(request), replace=replace,
+                            query_password=request.arg("user_password"))
         return self._json(user_wire(user, self.catalog.licenses, UPDATED_FIELDS))
 
     def _delete_user(self, request: Request, user_id: str, token: str) -> Response:
