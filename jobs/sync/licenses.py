@@ -137,14 +137,14 @@ ROWS_SEEN = "licenses.rows_seen"
 
 
 def rows_seen(store) -> RowsSeen | None:
-    """What the last licences run left in the "User Licenses" table (None before one recorded it)."""
-    text = store.get_value(ROWS_SEEN)
-    if not text:
+    """What the last licences run left in the "User Licenses" table (None before one recorded it,
+    or when the stored value does not read: the next sync then reads everything)."""
+    try:
+        data = json.loads(store.get_value(ROWS_SEEN) or "")
+        return RowsSeen(int(data["count"]), datetime.fromisoformat(data["ended_at"]),
+                        frozenset(data["recent_ids"]))
+    except (TypeError, ValueError, KeyError):
         return None
-    data = json.loads(text)
-    return RowsSeen(
-        int(data["count"]), datetime.fromisoformat(data["ended_at"]), frozenset(data["recent_ids"])
-    )
 
 
 def _read_incremental(

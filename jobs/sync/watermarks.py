@@ -31,27 +31,29 @@ def marks(job: str) -> tuple[str, str, str]:
 
 
 def cycle_mode(config: AppConfig, store, now: datetime, *, job: str, full: bool = False) -> str:
-    """``full`` when asked, before the job's first cycle, or when its last full read is older than
-    ``[sync] full_every``; else ``incremental``."""
-    webitel_mark, creatio_mark, full_at = marks(job)
-    last_full = store.get_value(full_at)
-    if (
-        full
-        or not last_full
-        or store.get_value(webitel_mark) is None
-        or store.get_value(creatio_mark) is None
-    ):
+    """``full`` when asked, before the job's first cycle, when its last full read is older than
+    ``[sync] full_every``, or when a stored mark does not read (a hand-edited state store); else
+    ``incremental``."""
+    if full:
         return "full"
-    age = (now - datetime.fromisoformat(last_full)).total_seconds()
+    _, _, full_at = marks(job)
+    try:
+        last_full = datetime.fromisoformat(store.get_value(full_at) or "")
+        since(store, job)
+    except (TypeError, ValueError):
+        return "full"
+    age = (now - last_full).total_seconds()
     return "full" if age >= duration_s(config.sync.full_every) else "incremental"
 
 
 def since(store, job: str) -> Since:
-    """The watermarks of ``job`` (call only when ``cycle_mode`` said incremental)."""
+    """The watermarks of ``job`` (``cycle_mode`` said incremental only when they read).
+
+    Raises:
+        TypeError, ValueError: a mark is missing or does not read.
+    """
     webitel_mark, creatio_mark, _ = marks(job)
-    return Since(
-        int(store.get_value(webitel_mark) or 0), datetime.fromisoformat(store.get_value(creatio_mark))
-    )
+    return Since(int(store.get_value(webitel_mark)), datetime.fromisoformat(store.get_value(creatio_mark)))
 
 
 def advance(store, job: str, *, started: datetime, mode: str, now: datetime) -> None:

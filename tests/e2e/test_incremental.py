@@ -7,6 +7,7 @@ The sandbox's Webitel clock runs here (an incremental read goes by ``updated_at`
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 import pytest
 
@@ -239,3 +240,15 @@ def test_a_row_deleted_in_creatio_is_found_by_the_count_and_revoked(synced):
     assert box.webitel.stats.total("GET", "/api/users") <= 3
     again = run_job(config, "licenses")
     assert again.details["mode"] == "incremental" and again.plan.actions == ()
+
+
+def test_a_mark_that_does_not_read_makes_a_full_read_not_a_traceback(synced):
+    from jobs.state import StateStore
+
+    box, config = licence_cycle(synced)
+    with StateStore.open(config.state.url) as store:
+        store.set_value("watermark.users.creatio", "yesterday-ish", now=datetime.now(timezone.utc))
+        store.set_value("licenses.rows_seen", "{not json", now=datetime.now(timezone.utc))
+    assert run_job(config).details["mode"] == "full"
+    assert run_job(config, "licenses").details["mode"] == "full"
+    assert run_job(config).details["mode"] == "incremental"  # the full read wrote good marks
